@@ -1,0 +1,38 @@
+# The two commands of the README are `make demo` and `make test`; the rest are conveniences.
+PY := .venv/bin/python
+
+.PHONY: demo test lint format stop host export package clean
+
+demo:            ## fresh machine -> demo database exported to CSV in Azurite
+	scripts/bootstrap.sh
+	$(PY) -m devstack demo
+
+test:            ## lint + the whole test suite (starts its own Azurite and PostgreSQL)
+	scripts/bootstrap.sh --server
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+stop:            ## stop the demo's Azurite
+	$(PY) -m devstack down
+
+host:            ## run the function app locally and fire timers on schedule
+	$(PY) -m devstack host --watch
+
+export:          ## export now with the operator CLI (local settings)
+	$(PY) -m devstack exec -- $(PY) -m functions export
+
+package:         ## build the deployment package in .build/functionapp
+	$(PY) -m infra.package
+
+clean:
+	$(PY) -m devstack down || true
+	rm -rf .local .build

@@ -1,0 +1,1 @@
+"""The Azure Function App: thin triggers in `function_app.py`, plain libraries beside them."""

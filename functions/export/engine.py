@@ -1,0 +1,239 @@
+"""Export tables to `exports/{table}/{YYYY-MM-DD}/{table}.csv` + `_manifest.json`, atomically.
+
+Order of visible effects for one table, which is what makes failures harmless:
+1. stream rows -> CSV -> staged blocks (invisible);
+2. delete the day's old manifest, if a re-run replaces it (the pair is now "incomplete");
+3. commit the block list (the CSV appears whole, in one step);
+4. write the manifest (the pair is complete).
+A failure before 3 leaves the previous state untouched; a failure between 3 and 4 removes the new
+CSV again, so no CSV without a manifest is left behind by a handled error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyodbc
+from azure.storage.blob import ContainerClient
+
+from functions.blob_io import DEFAULT_BLOCK_BYTES, StagedBlobWriter, delete_if_exists, read_text
+from functions.clients import describe_source
+from functions.export import manifest as mf
+from functions.export import source
+from functions.export.csv_format import CsvEncoder
+from functions.export.spec import ExportSpec, InvalidSpec
+from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int], None]  # (export name, rows written so far)
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    chunk_rows: int = 10_000
+    formula_guard: bool = False
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class TableResult:
+    name: str
+    ok: bool
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    attempts: int = 0
+    csv_path: str | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunReport:
+    export_date: dt.date
+    results: tuple[TableResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> tuple[TableResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Exporter:
+    """Exports specs from one database into one `exports` container."""
+
+    def __init__(
+        self,
+        connect: Callable[[], pyodbc.Connection],
+        container: ContainerClient,
+        options: ExportOptions | None = None,
+        on_progress: ProgressCallback | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._connect = connect
+        self._container = container
+        self._options = options or ExportOptions()
+        self._on_progress = on_progress
+        self._sleep = sleep
+
+    def export_all(self, specs: Iterable[ExportSpec], export_date: dt.date) -> RunReport:
+        """Export every spec; one table's failure does not stop the others."""
+        return RunReport(export_date, tuple(self.export(spec, export_date) for spec in specs))
+
+    def export(self, spec: ExportSpec, export_date: dt.date) -> TableResult:
+        started = time.perf_counter()
+        attempts = 0
+
+        def attempt(number: int) -> TableResult:
+            nonlocal attempts
+            attempts = number
+            return self._export_once(spec, export_date, started, number)
+
+        try:
+            return call_with_retry(attempt, self._options.retry, f"export {spec.name}", self._sleep)
+        except Exception as error:  # noqa: BLE001 - recorded per table; the run reports failure
+            kind = "transient, gave up" if is_transient(error) else "permanent"
+            message = f"{type(error).__name__}: {error}"
+            log.error("export %s failed (%s) after %d attempt(s): %s", spec.name, kind, attempts, message)
+            return TableResult(
+                spec.name, ok=False, seconds=time.perf_counter() - started, attempts=attempts, error=message
+            )
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    def _previous_watermark(self, spec: ExportSpec, export_date: dt.date) -> mf.Watermark | None:
+        """The watermark of the newest complete export strictly before `export_date`.
+
+        Strictly before, so that re-running a day repeats that day's export instead of finding
+        nothing new.
+        """
+        earlier = [
+            blob.name
+            for blob in self._container.list_blobs(name_starts_with=f"{spec.name}/")
+            if (parts := blob.name.split("/"))[-1] == "_manifest.json"
+            and len(parts) == 3
+            and parts[1] < export_date.isoformat()
+        ]
+        if not earlier:
+            return None
+        text = read_text(self._container, max(earlier, key=lambda name: name.split("/")[1]))
+        return mf.Manifest.from_json(text).watermark if text else None
+
+    def _export_once(
+        self, spec: ExportSpec, export_date: dt.date, started: float, attempt: int
+    ) -> TableResult:
+        if isinstance(spec, InvalidSpec):
+            raise PermanentError(spec.reason)
+        started_at = _utc_now()
+        previous = self._previous_watermark(spec, export_date) if spec.watermark else None
+        after = previous.parameter() if previous else None
+        csv_path = mf.csv_path(spec.name, export_date)
+        manifest_path = mf.manifest_path(spec.name, export_date)
+
+        connection = self._connect()
+        try:
+            query = source.plan_query(connection, spec, after)
+            driver = describe_source(connection)
+            log.info(
+                "export %s: %s%s",
+                spec.name,
+                query.sql,
+                f" (watermark > {after!r})" if after is not None else "",
+            )
+            cursor = connection.cursor()
+            try:
+                cursor.execute(query.sql, *query.params)
+            except pyodbc.ProgrammingError as error:
+                raise PermanentError(f"query for {spec.source_label} failed: {error}") from error
+            columns, types = source.columns_of(cursor)
+            watermark_index = source.column_index(columns, spec.watermark) if spec.watermark else None
+            writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._options.block_bytes)
+            encoder = CsvEncoder(types, self._options.formula_guard)
+            writer.write(encoder.header([c.name for c in columns]))
+            rows, highest = self._stream(spec, cursor, encoder, writer, watermark_index)
+        finally:
+            connection.close()
+
+        writer.stage_rest()
+        watermark = None
+        if spec.watermark:
+            kind, value = mf.Watermark.encode(highest) if highest is not None else ("none", None)
+            if value is None and previous is not None:  # nothing new: keep the previous high mark
+                kind, value = previous.type, previous.value
+            watermark = mf.Watermark(spec.watermark, kind, value, previous.value if previous else None)
+
+        manifest = mf.Manifest(
+            table=spec.name,
+            source=spec.source_label,
+            export_date=export_date.isoformat(),
+            blob=csv_path,
+            rows=rows,
+            bytes=writer.bytes_written,
+            sha256=writer.sha256,
+            columns=columns,
+            started_at=started_at.isoformat(),
+            finished_at="",
+            source_driver=driver,
+            watermark=watermark,
+        )
+        delete_if_exists(self._container, manifest_path)  # from here on the day's pair is incomplete
+        try:
+            writer.commit(CSV_CONTENT_TYPE, {"sha256": writer.sha256, "rows": str(rows)})
+            finished = replace(manifest, finished_at=_utc_now().isoformat())
+            self._container.upload_blob(manifest_path, finished.to_json().encode(), overwrite=True)
+        except BaseException:
+            delete_if_exists(self._container, csv_path)  # never leave a CSV that has no manifest
+            raise
+        seconds = time.perf_counter() - started
+        log.info(
+            "export %s: %d rows, %.1f MB in %.1fs -> %s",
+            spec.name,
+            rows,
+            writer.bytes_written / 1e6,
+            seconds,
+            csv_path,
+        )
+        return TableResult(
+            spec.name, True, rows, writer.bytes_written, seconds, attempt, csv_path, writer.sha256
+        )
+
+    def _stream(
+        self,
+        spec: ExportSpec,
+        cursor: pyodbc.Cursor,
+        encoder: CsvEncoder,
+        writer: StagedBlobWriter,
+        watermark_index: int | None,
+    ) -> tuple[int, Any]:
+        rows = 0
+        highest: Any = None
+        for chunk in source.fetch_chunks(cursor, self._options.chunk_rows):
+            writer.write(encoder.encode(chunk))
+            rows += len(chunk)
+            if watermark_index is not None:
+                values = [v for row in chunk if (v := row[watermark_index]) is not None]
+                if values:
+                    chunk_max = max(values)
+                    highest = chunk_max if highest is None or chunk_max > highest else highest
+            if self._on_progress:
+                self._on_progress(spec.name, rows)
+        return rows, highest

@@ -1,0 +1,89 @@
+"""The daily export job as the timer function and the operator CLI run it: settings in, report out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from functions import clients
+from functions.blob_io import StagedBlobWriter, ensure_container
+from functions.export.engine import CSV_CONTENT_TYPE, Exporter, ExportOptions, ProgressCallback, RunReport
+from functions.export.spec import ExportSpec
+from functions.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPORTS_CONTAINER = "exports"
+SCORING_INPUT_CONTAINER = "scoring-input"
+
+
+class UnknownTableError(ValueError):
+    """The operator asked for a table that the settings do not export."""
+
+
+def select_specs(settings: Settings, only: Sequence[str] | None) -> tuple[ExportSpec, ...]:
+    if not only:
+        return settings.export_tables
+    known = {spec.name: spec for spec in settings.export_tables}
+    missing = [name for name in only if name not in known]
+    if missing:
+        raise UnknownTableError(f"not configured in EXPORT_TABLES: {missing}; configured: {sorted(known)}")
+    return tuple(known[name] for name in only)
+
+
+def published_name(table: str, export_date: dt.date) -> str:
+    """Blob name in scoring-input; one per table and day, so the blob trigger fires once a day."""
+    return f"{table}-{export_date.isoformat()}.csv"
+
+
+def publish_for_scoring(service: BlobServiceClient, csv_path: str, sha256: str, target_name: str) -> bool:
+    """Copy an export into scoring-input (streamed, atomic); skip when the same bytes are there already.
+
+    Skipping matters: a re-run that re-published the same file would fire the blob trigger again.
+    """
+    target = service.get_blob_client(SCORING_INPUT_CONTAINER, target_name)
+    if target.exists() and (target.get_blob_properties().metadata or {}).get("sha256") == sha256:
+        log.info("scoring-input/%s is already published with the same content", target_name)
+        return False
+    writer = StagedBlobWriter(target)
+    for chunk in service.get_blob_client(EXPORTS_CONTAINER, csv_path).download_blob().chunks():
+        writer.write(chunk)
+    if writer.sha256 != sha256:
+        raise RuntimeError(f"exports/{csv_path} changed while it was being published (sha256 mismatch)")
+    writer.commit(CSV_CONTENT_TYPE, {"sha256": sha256, "source": f"exports/{csv_path}"})
+    log.info("published exports/%s -> scoring-input/%s", csv_path, target_name)
+    return True
+
+
+def run_export(
+    settings: Settings,
+    export_date: dt.date,
+    only: Sequence[str] | None = None,
+    on_progress: ProgressCallback | None = None,
+    options: ExportOptions | None = None,
+) -> RunReport:
+    """Export the configured tables (or `only` those) for `export_date`; publish where configured."""
+    specs = select_specs(settings, only)
+    service = clients.blob_service(settings.data_lake)
+    exports: ContainerClient = service.get_container_client(EXPORTS_CONTAINER)
+    if not settings.data_lake.identity_based:
+        # Locally (Azurite) we create what Pulumi provisions in Azure; the cloud identity may not.
+        for name in (EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER):
+            ensure_container(service.get_container_client(name))
+    options = options or ExportOptions(
+        chunk_rows=settings.export_chunk_rows, formula_guard=settings.export_formula_guard
+    )
+    exporter = Exporter(
+        lambda: clients.database(settings.db_connection_string), exports, options, on_progress
+    )
+    report = exporter.export_all(specs, export_date)
+    for result in report.results:
+        if result.ok and result.name in settings.export_publish_tables:
+            assert result.csv_path is not None and result.sha256 is not None
+            publish_for_scoring(
+                service, result.csv_path, result.sha256, published_name(result.name, export_date)
+            )
+    return report

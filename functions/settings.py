@@ -1,0 +1,176 @@
+"""The one place that reads the environment (app settings in Azure, local.settings.json locally).
+
+Everything is parsed and validated up front, so a missing or malformed setting stops the app at
+start with a message that names it, instead of failing at 02:00 in the middle of an export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from functions.export.spec import ExportSpec, SpecError, parse_export_tables
+
+DEFAULT_EXPORT_SCHEDULE = "0 0 2 * * *"  # NCRONTAB with seconds: daily at 02:00 UTC
+DEFAULT_EXPORT_TABLES = "clients,campaign_outcomes:contact_date"
+DEFAULT_CHUNK_ROWS = 10_000
+DATA_LAKE = "DataLake"  # connection prefix, as in the blob trigger's `connection=` argument
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """How to reach a storage account: a connection string (Azurite) or identity-based URIs (Azure).
+
+    Mirrors the Functions host's rules for a connection named `DataLake`: either the setting
+    `DataLake` holds a connection string, or `DataLake__blobServiceUri` / `DataLake__queueServiceUri`
+    (optionally `DataLake__credential=managedidentity` and `DataLake__clientId`) name the endpoints.
+    """
+
+    name: str
+    connection_string: str | None = None
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    client_id: str | None = None
+
+    @property
+    def identity_based(self) -> bool:
+        return self.connection_string is None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_lake: StorageConnection
+    db_connection_string: str
+    export_tables: tuple[ExportSpec, ...]
+    export_schedule: str
+    export_publish_tables: tuple[str, ...]
+    export_chunk_rows: int
+    export_formula_guard: bool
+    model_name: str
+    model_stage: str
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _require(env: Mapping[str, str], name: str, meaning: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        raise SettingsError(f"setting {name} is missing: {meaning}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"setting {name}={value} is outside {minimum}..{maximum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"setting {name}={raw!r} is not a boolean (use true or false)")
+
+
+def storage_connection(env: Mapping[str, str], name: str) -> StorageConnection:
+    """Resolve a Functions-style connection prefix into a StorageConnection."""
+    connection_string = _get(env, name)
+    if connection_string is not None:
+        if "=" not in connection_string:
+            raise SettingsError(f"setting {name} is not a storage connection string (expected key=value;...)")
+        return StorageConnection(name, connection_string=connection_string)
+    blob_uri = _get(env, f"{name}__blobServiceUri") or _get(env, f"{name}__serviceUri")
+    if blob_uri is None:
+        account = _get(env, f"{name}__accountName")
+        blob_uri = f"https://{account}.blob.core.windows.net" if account else None
+    if blob_uri is None:
+        raise SettingsError(
+            f"setting {name} is missing: set {name}__blobServiceUri (identity-based, in Azure) "
+            f"or {name} to a connection string (Azurite, locally)"
+        )
+    if not blob_uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise SettingsError(f"setting {name}__blobServiceUri={blob_uri!r} must be an https:// URI")
+    queue_uri = _get(env, f"{name}__queueServiceUri") or blob_uri.replace(".blob.", ".queue.")
+    credential = (_get(env, f"{name}__credential") or "managedidentity").lower()
+    if credential != "managedidentity":
+        raise SettingsError(f"setting {name}__credential={credential!r}: only 'managedidentity' is supported")
+    return StorageConnection(
+        name, blob_service_uri=blob_uri, queue_service_uri=queue_uri, client_id=_get(env, f"{name}__clientId")
+    )
+
+
+def _export_tables(env: Mapping[str, str]) -> tuple[ExportSpec, ...]:
+    raw_queries = _get(env, "EXPORT_QUERIES")
+    queries: dict[str, str] = {}
+    if raw_queries is not None:
+        try:
+            queries = json.loads(raw_queries)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"setting EXPORT_QUERIES is not valid JSON: {exc}") from None
+        if not isinstance(queries, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in queries.items()
+        ):
+            raise SettingsError('setting EXPORT_QUERIES must be a JSON object {"name": "SELECT ..."}')
+    try:
+        return parse_export_tables(_get(env, "EXPORT_TABLES") or DEFAULT_EXPORT_TABLES, queries)
+    except SpecError as exc:
+        raise SettingsError(f"setting EXPORT_TABLES: {exc}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse and validate every setting; raise SettingsError naming the first bad one."""
+    env = os.environ if env is None else env
+    tables = _export_tables(env)
+    publish = tuple(n.strip() for n in (_get(env, "EXPORT_PUBLISH_TABLES") or "").split(",") if n.strip())
+    unknown = sorted(set(publish) - {spec.name for spec in tables})
+    if unknown:
+        raise SettingsError(
+            f"setting EXPORT_PUBLISH_TABLES names {unknown} which EXPORT_TABLES does not export"
+        )
+    schedule = _get(env, "EXPORT_SCHEDULE") or DEFAULT_EXPORT_SCHEDULE
+    if len(schedule.split()) != 6 and schedule.count(":") != 2:
+        raise SettingsError(
+            f"setting EXPORT_SCHEDULE={schedule!r} is not an NCRONTAB expression with 6 fields "
+            "(second minute hour day month day-of-week), e.g. '0 0 2 * * *'"
+        )
+    return Settings(
+        data_lake=storage_connection(env, DATA_LAKE),
+        db_connection_string=_require(
+            env, "DB_CONNECTION_STRING", "the ODBC connection string of the source database"
+        ),
+        export_tables=tables,
+        export_schedule=schedule,
+        export_publish_tables=publish,
+        export_chunk_rows=_int(env, "EXPORT_CHUNK_ROWS", DEFAULT_CHUNK_ROWS, 100, 1_000_000),
+        export_formula_guard=_bool(env, "EXPORT_FORMULA_GUARD", False),
+        model_name=_get(env, "MODEL_NAME") or "bank-marketing",
+        model_stage=_get(env, "MODEL_STAGE") or "prod",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once (call `get_settings.cache_clear()` after changing env)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The model lifecycle: schema, features, training, ONNX packaging, registry, serving (issue 3)."""

@@ -1,0 +1,109 @@
+"""Helpers for tests: run one export, read results back, inject storage faults into real clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobClient, ContainerClient
+
+from functions import clients
+from functions.export import manifest as mf
+from functions.export.csv_format import read_records
+from functions.export.engine import Exporter, ExportOptions, ProgressCallback, TableResult
+from functions.export.spec import ExportSpec
+from functions.retry import RetryPolicy
+
+DAY1 = dt.date(2026, 11, 1)
+DAY2 = dt.date(2026, 11, 2)
+DAY3 = dt.date(2026, 11, 3)
+NO_WAIT = RetryPolicy(attempts=1)
+
+
+def export_one(
+    connection_string: str,
+    container: ContainerClient,
+    spec: ExportSpec,
+    export_date: dt.date = DAY1,
+    on_progress: ProgressCallback | None = None,
+    retry: RetryPolicy = NO_WAIT,
+    **options: Any,
+) -> TableResult:
+    exporter = Exporter(
+        lambda: clients.database(connection_string),
+        container,
+        ExportOptions(retry=retry, **options),
+        on_progress,
+        sleep=lambda _s: None,
+    )
+    return exporter.export(spec, export_date)
+
+
+def blob_names(container: ContainerClient) -> list[str]:
+    return sorted(b.name for b in container.list_blobs())
+
+
+def read_export(
+    container: ContainerClient, name: str, export_date: dt.date = DAY1
+) -> tuple[mf.Manifest, list]:
+    manifest = mf.Manifest.from_json(container.download_blob(mf.manifest_path(name, export_date)).readall())
+    text = container.download_blob(mf.csv_path(name, export_date)).readall().decode("utf-8")
+    return manifest, read_records(text)
+
+
+class Faults:
+    """Counts calls per operation and raises the planned error on the planned call."""
+
+    def __init__(self, **plan: tuple[int, Exception]) -> None:
+        self.plan = plan
+        self.calls: dict[str, int] = {}
+
+    def hit(self, operation: str) -> None:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        planned = self.plan.get(operation)
+        if planned and self.calls[operation] == planned[0]:
+            raise planned[1]
+
+
+class FaultyBlobClient(BlobClient):
+    faults: Faults
+
+    def stage_block(self, *args: Any, **kwargs: Any) -> Any:
+        self.faults.hit("stage_block")
+        return super().stage_block(*args, **kwargs)
+
+    def commit_block_list(self, *args: Any, **kwargs: Any) -> Any:
+        self.faults.hit("commit_block_list")
+        return super().commit_block_list(*args, **kwargs)
+
+
+class FaultyContainerClient(ContainerClient):
+    """A real container client whose writes fail where the test says (storage errors)."""
+
+    faults: Faults
+
+    @classmethod
+    def wrap(
+        cls, container: ContainerClient, connection_string: str, faults: Faults
+    ) -> FaultyContainerClient:
+        client = cls.from_connection_string(connection_string, container.container_name)
+        client.faults = faults
+        return client
+
+    def get_blob_client(self, blob: Any, *args: Any, **kwargs: Any) -> BlobClient:
+        inner = super().get_blob_client(blob, *args, **kwargs)
+        client = FaultyBlobClient.from_blob_url(inner.url, credential=self.credential)
+        client.faults = self.faults
+        return client
+
+    def upload_blob(self, name: Any, *args: Any, **kwargs: Any) -> BlobClient:
+        if str(name).endswith("_manifest.json"):
+            self.faults.hit("upload_manifest")
+        return super().upload_blob(name, *args, **kwargs)
+
+
+def server_error(message: str = "injected 503") -> HttpResponseError:
+    error = HttpResponseError(message=message)
+    error.status_code = 503
+    return error

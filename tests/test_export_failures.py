@@ -1,0 +1,246 @@
+"""Failures at every step leave nothing half-written; re-runs complete and never duplicate."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from functions.export import manifest as mf
+from functions.export.spec import ExportSpec, parse_export_tables
+from functions.retry import RetryPolicy
+from tests.conftest import sqlite_odbc
+from tests.support import (
+    DAY1,
+    DAY2,
+    DAY3,
+    Faults,
+    FaultyContainerClient,
+    blob_names,
+    export_one,
+    read_export,
+    server_error,
+)
+
+pytestmark = pytest.mark.integration
+ROWS = 3000
+SPEC = ExportSpec("clients", table="clients")
+
+
+@pytest.fixture
+def source(sqlite_db: Path) -> str:
+    with sqlite3.connect(sqlite_db) as db:
+        db.execute("CREATE TABLE clients (client_id INTEGER PRIMARY KEY, job TEXT, balance INTEGER)")
+        db.executemany(
+            "INSERT INTO clients VALUES (?, ?, ?)", [(i, f"job {i % 7}", i * 3) for i in range(ROWS)]
+        )
+    return sqlite_odbc(sqlite_db)
+
+
+class InjectedError(RuntimeError):
+    pass
+
+
+def test_failure_during_fetch_leaves_nothing_and_rerun_completes(source, exports_container):
+    def fail_after_first_chunk(_name: str, rows: int) -> None:
+        if rows >= 1000:
+            raise InjectedError("database went away")
+
+    result = export_one(
+        source, exports_container, SPEC, on_progress=fail_after_first_chunk, chunk_rows=500, block_bytes=1024
+    )
+    assert not result.ok and "database went away" in (result.error or "")
+    assert blob_names(exports_container) == []  # blocks were staged, but nothing is visible
+
+    rerun = export_one(source, exports_container, SPEC, chunk_rows=500, block_bytes=1024)
+    assert rerun.ok and rerun.rows == ROWS
+    assert blob_names(exports_container) == [
+        "clients/2026-11-01/_manifest.json",
+        "clients/2026-11-01/clients.csv",
+    ]
+
+
+def test_failure_during_upload_leaves_nothing(source, exports_container, azurite):
+    faults = Faults(stage_block=(3, InjectedError("disk full")))
+    faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
+    result = export_one(source, faulty, SPEC, chunk_rows=200, block_bytes=2048)
+    assert not result.ok and "disk full" in (result.error or "")
+    assert faults.calls["stage_block"] == 3
+    assert blob_names(exports_container) == []
+
+
+def test_failure_at_commit_leaves_nothing(source, exports_container, azurite):
+    faults = Faults(commit_block_list=(1, InjectedError("commit refused")))
+    faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
+    assert not export_one(source, faulty, SPEC).ok
+    assert blob_names(exports_container) == []
+
+
+def test_failure_before_manifest_removes_the_csv_again(source, exports_container, azurite):
+    faults = Faults(upload_manifest=(1, InjectedError("manifest write failed")))
+    faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
+    result = export_one(source, faulty, SPEC)
+    assert not result.ok and "manifest write failed" in (result.error or "")
+    assert blob_names(exports_container) == []  # the committed CSV was rolled back
+
+    assert export_one(source, exports_container, SPEC).ok
+    manifest, records = read_export(exports_container, "clients")
+    assert manifest.rows == ROWS == len(records) - 1
+
+
+def test_failed_rerun_keeps_the_previous_complete_export(source, exports_container, azurite):
+    assert export_one(source, exports_container, SPEC).ok
+    before = {b.name: b.etag for b in exports_container.list_blobs()}
+    faults = Faults(stage_block=(1, InjectedError("storage hiccup")))
+    faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
+    assert not export_one(source, faulty, SPEC).ok
+    assert {b.name: b.etag for b in exports_container.list_blobs()} == before
+
+
+def test_transient_storage_error_is_retried_and_permanent_fails_fast(source, exports_container, azurite):
+    faults = Faults(stage_block=(1, server_error()))
+    faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
+    result = export_one(source, faulty, SPEC, retry=RetryPolicy(attempts=3, first_delay_s=0))
+    assert result.ok and result.attempts == 2 and result.rows == ROWS
+
+    missing = export_one(
+        source,
+        exports_container,
+        ExportSpec("nope", table="nope"),
+        retry=RetryPolicy(attempts=4, first_delay_s=0),
+    )
+    assert not missing.ok and missing.attempts == 1
+    assert "table nope does not exist in the source database" in (missing.error or "")
+
+
+def test_rerun_same_day_is_idempotent(source, exports_container):
+    first = export_one(source, exports_container, SPEC)
+    second = export_one(source, exports_container, SPEC)
+    assert first.ok and second.ok
+    assert first.sha256 == second.sha256 and first.rows == second.rows == ROWS
+    assert blob_names(exports_container) == [
+        "clients/2026-11-01/_manifest.json",
+        "clients/2026-11-01/clients.csv",
+    ]
+
+
+def test_incremental_exports_only_rows_past_the_previous_watermark(sqlite_db, exports_container):
+    with sqlite3.connect(sqlite_db) as db:
+        db.execute(
+            "CREATE TABLE outcomes (client_id INTEGER PRIMARY KEY, contact_date DATE, subscribed INTEGER)"
+        )
+        db.executemany(
+            "INSERT INTO outcomes VALUES (?, ?, ?)",
+            [(i, f"2008-05-{1 + i % 20:02d}", i % 2) for i in range(100)],
+        )
+    source = sqlite_odbc(sqlite_db)
+    spec = parse_export_tables("outcomes:contact_date")[0]
+
+    day1 = export_one(source, exports_container, spec, DAY1)
+    assert day1.ok and day1.rows == 100
+    m1, _ = read_export(exports_container, "outcomes", DAY1)
+    assert m1.watermark is not None and m1.watermark.value == "2008-05-20" and m1.watermark.previous is None
+
+    with sqlite3.connect(sqlite_db) as db:
+        db.executemany(
+            "INSERT INTO outcomes VALUES (?, ?, ?)", [(100 + i, "2008-06-02", 1) for i in range(7)]
+        )
+    day2 = export_one(source, exports_container, spec, DAY2)
+    m2, records = read_export(exports_container, "outcomes", DAY2)
+    assert day2.rows == 7 == len(records) - 1
+    assert {r[1] for r in records[1:]} == {"2008-06-02"}
+    assert m2.watermark is not None and (m2.watermark.previous, m2.watermark.value) == (
+        "2008-05-20",
+        "2008-06-02",
+    )
+
+    again = export_one(source, exports_container, spec, DAY2)  # re-run of day 2: same rows, same bytes
+    assert again.rows == 7 and again.sha256 == day2.sha256
+
+    day3 = export_one(source, exports_container, spec, DAY3)  # nothing new: empty export, mark kept
+    m3, records = read_export(exports_container, "outcomes", DAY3)
+    assert day3.ok and day3.rows == 0 and len(records) == 1
+    assert m3.watermark is not None and m3.watermark.value == "2008-06-02"
+
+
+def test_bad_and_malicious_names_fail_alone(source, sqlite_db, exports_container):
+    from functions import clients
+    from functions.export.engine import Exporter, ExportOptions
+
+    specs = parse_export_tables('clients, clients; DROP TABLE clients --, "clients", ../etc/passwd, ghost')
+    exporter = Exporter(
+        lambda: clients.database(source), exports_container, ExportOptions(retry=RetryPolicy(1))
+    )
+    report = exporter.export_all(specs, DAY1)
+    assert not report.ok
+    assert [r.name for r in report.results if r.ok] == ["clients"]
+    errors = {r.name: r.error or "" for r in report.failed}
+    assert "is not allowed" in errors["clients; DROP TABLE clients --"]
+    assert "is not allowed" in errors['"clients"'] and "is not allowed" in errors["../etc/passwd"]
+    assert "table ghost does not exist" in errors["ghost"]
+    assert all(n.startswith("clients/") for n in blob_names(exports_container))
+    with sqlite3.connect(sqlite_db) as db:  # the injection attempt did not run
+        assert db.execute("SELECT count(*) FROM clients").fetchone()[0] == ROWS
+
+
+def test_named_query_with_parameters_only_in_values(source, exports_container):
+    spec = parse_export_tables(
+        "rich_clients", {"rich_clients": "SELECT client_id, balance FROM clients WHERE balance > 8000"}
+    )[0]
+    result = export_one(source, exports_container, spec)
+    _, records = read_export(exports_container, "rich_clients")
+    assert result.ok and records[0] == ["client_id", "balance"]
+    assert len(records) - 1 == sum(1 for i in range(ROWS) if i * 3 > 8000)
+
+
+def test_lost_postgres_connection_mid_export_is_retried(postgres, exports_container):
+    """A real server-side kill of the exporting session: transient, so the export starts again."""
+    psql = postgres.psql_args()
+    subprocess.run(
+        [
+            *psql,
+            "-q",
+            "-c",
+            "DROP TABLE IF EXISTS big; CREATE TABLE big AS "
+            "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 50000) g; "
+            "ALTER TABLE big ADD PRIMARY KEY (id)",
+        ],
+        check=True,
+    )
+    killed = []
+
+    def kill_once(_name: str, rows: int) -> None:
+        if not killed and rows >= 2000:
+            killed.append(rows)
+            subprocess.run(
+                [
+                    *psql,
+                    "-qAt",
+                    "-c",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                ],
+                check=True,
+            )
+
+    spec = ExportSpec("big", table="big")
+    no_retry = export_one(
+        postgres.odbc_connection_string, exports_container, spec, on_progress=kill_once, chunk_rows=1000
+    )
+    assert not no_retry.ok and blob_names(exports_container) == []
+
+    killed.clear()
+    result = export_one(
+        postgres.odbc_connection_string,
+        exports_container,
+        spec,
+        on_progress=kill_once,
+        chunk_rows=1000,
+        retry=RetryPolicy(attempts=3, first_delay_s=0),
+    )
+    assert killed and result.ok and result.attempts == 2 and result.rows == 50000
+    manifest, records = read_export(exports_container, "big")
+    assert manifest.rows == 50000 == len(records) - 1
+    assert mf.csv_path("big", DAY1) in blob_names(exports_container)
