@@ -31,32 +31,30 @@ def ensure_demo_database(rebuild: bool, console: Console) -> None:
     )
 
 
-def landed_table(service: BlobServiceClient, export_date: dt.date) -> Table:
-    table = Table(title=f"Landed in Azurite for {export_date.isoformat()}")
-    for header in ("table", "rows", "MB", "sha256", "blob URL"):
-        table.add_column(header, justify="right" if header in {"rows", "MB"} else "left")
+def show_landed(service: BlobServiceClient, export_date: dt.date, console: Console) -> None:
+    """A summary table from the manifests, then every blob's URL on its own line (easy to copy)."""
+    table = Table(title=f"Exports of {export_date.isoformat()} (from their manifests)")
+    for header in ("table", "rows", "MB", "columns", "sha256"):
+        table.add_column(header, justify="right" if header in {"rows", "MB", "columns"} else "left")
+    urls: list[str] = []
     exports = service.get_container_client("exports")
     for blob in exports.list_blobs():
         if blob.name.endswith(f"/{export_date.isoformat()}/_manifest.json"):
             manifest = json.loads(exports.download_blob(blob.name).readall())
-            url = exports.get_blob_client(manifest["blob"]).url
             table.add_row(
                 manifest["table"],
                 f"{manifest['rows']:,}",
                 f"{manifest['bytes'] / 1e6:.2f}",
-                manifest["sha256"][:12] + "…",
-                url,
+                str(len(manifest["columns"])),
+                manifest["sha256"][:16] + "…",
             )
+            urls += [exports.get_blob_client(manifest["blob"]).url, exports.get_blob_client(blob.name).url]
     scoring = service.get_container_client("scoring-input")
-    for blob in scoring.list_blobs():
-        table.add_row(
-            f"(published) {blob.name}",
-            "",
-            f"{(blob.size or 0) / 1e6:.2f}",
-            "",
-            scoring.get_blob_client(blob.name).url,
-        )
-    return table
+    urls += [scoring.get_blob_client(blob.name).url for blob in scoring.list_blobs()]
+    console.print(table)
+    console.print("Landed in Azurite:")
+    for url in urls:
+        console.print(f"  {url}", soft_wrap=True)
 
 
 def run(rebuild: bool = False) -> int:
@@ -83,7 +81,7 @@ def run(rebuild: bool = False) -> int:
                 console.print(f"[red]{function.name} failed:[/] {error}")
                 failed = True
     service = BlobServiceClient.from_connection_string(settings["DataLake"])
-    console.print(landed_table(service, export_date))
+    show_landed(service, export_date, console)
     console.print(
         "Azurite keeps running for you to look around (`make stop` stops it). "
         "Explore: `.venv/bin/python -m devstack exec -- .venv/bin/python -m functions export --help`"

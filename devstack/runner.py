@@ -65,7 +65,11 @@ def index(app: func.FunctionApp) -> list[func.Function]:
     the worker does it once per process, a local host may do it more often (tests, reloads).
     """
     app.functions_bindings = {}
-    return app.get_functions()
+    logging.disable(logging.WARNING)  # indexing warns that auth levels apply to HTTP functions only
+    try:
+        return app.get_functions()
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def discover(app: func.FunctionApp, env: Mapping[str, str] | None = None) -> list[HostedFunction]:
