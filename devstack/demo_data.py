@@ -72,25 +72,9 @@ MONTHS: dict[str, int] = {
 CLIENTS_TABLE = "clients"
 OUTCOMES_TABLE = "campaign_outcomes"
 
-#: `clients` columns in table order: the id, then the CSV's inputs under the CSV's own names.
-CLIENT_COLUMNS: tuple[str, ...] = (
-    "client_id",
-    "age",
-    "job",
-    "marital",
-    "education",
-    "default",
-    "balance",
-    "housing",
-    "loan",
-    "contact",
-    "day",
-    "month",
-    "campaign",
-    "pdays",
-    "previous",
-    "poutcome",
-)
+#: `clients` columns in table order: the id, then the CSV's inputs under the CSV's own names
+#: (`duration` and `y` are outcomes of the call, so they live in `campaign_outcomes`).
+CLIENT_COLUMNS: tuple[str, ...] = ("client_id", *(c for c in CSV_HEADER if c not in {"duration", "y"}))
 OUTCOME_COLUMNS: tuple[str, ...] = ("client_id", "contact_date", "duration", "subscribed")
 
 _INTEGER_COLUMNS = frozenset({"client_id", "age", "balance", "day", "campaign", "pdays", "previous"})

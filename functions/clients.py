@@ -6,12 +6,15 @@ Identity-based in Azure (managed identity, no keys), connection strings only for
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pyodbc
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
 
-from functions.settings import StorageConnection
+if TYPE_CHECKING:  # the SDKs load on first use: export worker processes only need ODBC
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    from functions.settings import StorageConnection
 
 # The SDK's own retry policy handles single storage requests (5xx, timeouts): exponential, 5 tries.
 _STORAGE_RETRY = {"retry_total": 5, "retry_backoff_factor": 0.8, "retry_backoff_max": 30}
@@ -27,6 +30,8 @@ def _credential(connection: StorageConnection):  # type: ignore[no-untyped-def]
 
 
 def blob_service(connection: StorageConnection) -> BlobServiceClient:
+    from azure.storage.blob import BlobServiceClient
+
     if connection.connection_string:
         return BlobServiceClient.from_connection_string(
             connection.connection_string, **_STORAGE_RETRY, **_STORAGE_TIMEOUTS
@@ -38,6 +43,8 @@ def blob_service(connection: StorageConnection) -> BlobServiceClient:
 
 
 def queue_service(connection: StorageConnection) -> QueueServiceClient:
+    from azure.storage.queue import QueueServiceClient
+
     if connection.connection_string:
         return QueueServiceClient.from_connection_string(connection.connection_string, **_STORAGE_RETRY)
     assert connection.queue_service_uri is not None

@@ -14,6 +14,12 @@ from functools import lru_cache
 
 from functions.export.spec import ExportSpec, SpecError, parse_export_tables
 
+
+def default_workers() -> int:
+    """Worker processes for big exports: one per core, at most 4 (the database has limits too)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 DEFAULT_EXPORT_SCHEDULE = "0 0 2 * * *"  # NCRONTAB with seconds: daily at 02:00 UTC
 DEFAULT_EXPORT_TABLES = "clients,campaign_outcomes:contact_date"
 DEFAULT_CHUNK_ROWS = 10_000
@@ -53,6 +59,7 @@ class Settings:
     export_publish_tables: tuple[str, ...]
     export_chunk_rows: int
     export_formula_guard: bool
+    export_workers: int
     model_name: str
     model_stage: str
 
@@ -165,6 +172,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         export_publish_tables=publish,
         export_chunk_rows=_int(env, "EXPORT_CHUNK_ROWS", DEFAULT_CHUNK_ROWS, 100, 1_000_000),
         export_formula_guard=_bool(env, "EXPORT_FORMULA_GUARD", False),
+        export_workers=_int(env, "EXPORT_WORKERS", default_workers(), 1, 32),
         model_name=_get(env, "MODEL_NAME") or "bank-marketing",
         model_stage=_get(env, "MODEL_STAGE") or "prod",
     )

@@ -8,7 +8,6 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobClient, ContainerClient
 
-from functions import clients
 from functions.export import manifest as mf
 from functions.export.csv_format import read_records
 from functions.export.engine import Exporter, ExportOptions, ProgressCallback, TableResult
@@ -31,7 +30,7 @@ def export_one(
     **options: Any,
 ) -> TableResult:
     exporter = Exporter(
-        lambda: clients.database(connection_string),
+        connection_string,
         container,
         ExportOptions(retry=retry, **options),
         on_progress,

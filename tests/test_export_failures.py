@@ -166,13 +166,10 @@ def test_incremental_exports_only_rows_past_the_previous_watermark(sqlite_db, ex
 
 
 def test_bad_and_malicious_names_fail_alone(source, sqlite_db, exports_container):
-    from functions import clients
     from functions.export.engine import Exporter, ExportOptions
 
     specs = parse_export_tables('clients, clients; DROP TABLE clients --, "clients", ../etc/passwd, ghost')
-    exporter = Exporter(
-        lambda: clients.database(source), exports_container, ExportOptions(retry=RetryPolicy(1))
-    )
+    exporter = Exporter(source, exports_container, ExportOptions(retry=RetryPolicy(1)))
     report = exporter.export_all(specs, DAY1)
     assert not report.ok
     assert [r.name for r in report.results if r.ok] == ["clients"]

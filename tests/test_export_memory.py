@@ -20,20 +20,23 @@ PEAK_RSS_BOUND_MB = 120  # interpreter + SDK + driver ~70 MB; the CSV (~167 MB) 
 CHILD = """
 import datetime as dt, json, resource, sys
 from azure.storage.blob import ContainerClient
-from functions import clients
 from functions.export.engine import Exporter, ExportOptions
 from functions.export.spec import ExportSpec
-odbc, storage, container_name = sys.argv[1:4]
+odbc, storage, container_name, workers = sys.argv[1:5]
 container = ContainerClient.from_connection_string(storage, container_name)
-result = Exporter(lambda: clients.database(odbc), container, ExportOptions()).export(
-    ExportSpec("big", table="big"), dt.date(2026, 11, 1))
+options = ExportOptions(workers=int(workers), parallel_min_rows=100_000)
+result = Exporter(odbc, container, options).export(ExportSpec("big", table="big"), dt.date(2026, 11, 1))
 print(json.dumps({"ok": result.ok, "error": result.error, "rows": result.rows, "bytes": result.bytes,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "sha256": result.sha256,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
-def test_two_million_rows_export_with_bounded_memory(sqlite_db: Path, azurite, exports_container):
-    with sqlite3.connect(sqlite_db) as db:
+@pytest.fixture(scope="module")
+def big_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.db"
+    with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE big (id INTEGER PRIMARY KEY, job TEXT, note TEXT, balance INTEGER, day DATE)"
         )
@@ -44,15 +47,20 @@ def test_two_million_rows_export_with_bounded_memory(sqlite_db: Path, azurite, e
             "i * 7 % 100000, date('2008-05-05', '+' || (i % 900) || ' days') FROM g",
             (ROWS,),
         )
+    return path
+
+
+def _export_in_child(database: Path, azurite, container, workers: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     completed = subprocess.run(
         [
             sys.executable,
             "-c",
             CHILD,
-            sqlite_odbc(sqlite_db),
+            sqlite_odbc(database),
             azurite.connection_string,
-            exports_container.container_name,
+            container.container_name,
+            str(workers),
         ],
         capture_output=True,
         text=True,
@@ -64,8 +72,22 @@ def test_two_million_rows_export_with_bounded_memory(sqlite_db: Path, azurite, e
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
     assert outcome["ok"], outcome["error"]
     assert outcome["rows"] == ROWS
-    csv_mb = outcome["bytes"] / 2**20
+    return outcome
+
+
+def test_two_million_rows_single_stream_and_key_ranges_bounded_and_identical(
+    big_table: Path, azurite, blob_service, exports_container
+):
+    single = _export_in_child(big_table, azurite, exports_container, workers=1)
+    csv_mb = single["bytes"] / 2**20
     assert csv_mb > 1.3 * PEAK_RSS_BOUND_MB, (
         f"the CSV ({csv_mb:.0f} MB) must dwarf the bound to prove streaming"
     )
-    assert outcome["peak_rss_mb"] < PEAK_RSS_BOUND_MB, outcome
+    assert single["peak_rss_mb"] < PEAK_RSS_BOUND_MB, single
+
+    other = blob_service.get_container_client(exports_container.container_name + "-ranges")
+    other.create_container()
+    ranges = _export_in_child(big_table, azurite, other, workers=2)
+    assert ranges["sha256"] == single["sha256"]  # same bytes, whichever way they were read
+    assert ranges["peak_rss_mb"] < PEAK_RSS_BOUND_MB, ranges
+    assert ranges["peak_rss_mb"] + 2 * ranges["worker_peak_rss_mb"] < 2.5 * PEAK_RSS_BOUND_MB, ranges

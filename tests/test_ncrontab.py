@@ -208,20 +208,6 @@ def test_out_of_range_message_names_field_value_and_expression() -> None:
         ("0 0 0 * 13 *", ["month 13", "1-12"]),
         ("0 0 0 * * 8", ["day-of-week 8", "0-7"]),
         ("0 0 1-30 * * *", ["hour 30"]),
-    ],
-)
-def test_out_of_range_fields(expression: str, fragments: list[str]) -> None:
-    with pytest.raises(CronError) as excinfo:
-        parse(expression)
-    message = str(excinfo.value)
-    assert f"'{expression}'" in message
-    for fragment in fragments:
-        assert fragment in message
-
-
-@pytest.mark.parametrize(
-    ("expression", "fragments"),
-    [
         ("0 0 x * * *", ["hour", "'x'"]),
         ("0 0 0 * Foo *", ["month", "'Foo'"]),
         ("0 0 0 * * Funday", ["day-of-week", "'Funday'"]),
@@ -235,7 +221,7 @@ def test_out_of_range_fields(expression: str, fragments: list[str]) -> None:
         ("0 0 1.5 * * *", ["hour", "'1.5'"]),
     ],
 )
-def test_garbage_fields(expression: str, fragments: list[str]) -> None:
+def test_out_of_range_and_garbage_fields(expression: str, fragments: list[str]) -> None:
     with pytest.raises(CronError) as excinfo:
         parse(expression)
     message = str(excinfo.value)

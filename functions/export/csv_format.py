@@ -53,10 +53,6 @@ def _bytes(value: bytes) -> str:
     return value.hex()
 
 
-def _string(value: str) -> str:
-    return value if value else _EMPTY_MARKER
-
-
 def _guarded_string(value: str) -> str:
     if not value:
         return _EMPTY_MARKER
@@ -98,13 +94,15 @@ def row_converter(
     converter names from the table above (never data or identifiers), because a generated tuple
     expression is about 3x faster than a Python loop over converters at 10^7 cells.
     """
-    string_converter = _guarded_string if formula_guard else _string
-    namespace: dict[str, Any] = {"__builtins__": {}, "_string": string_converter}
+    namespace: dict[str, Any] = {"__builtins__": {}, "_guarded": _guarded_string, "_EMPTY": _EMPTY_MARKER}
     parts: list[str] = []
     needs_work = False
     for index, python_type in enumerate(column_types):
         if python_type is str:
-            parts.append(f"(None if r[{index}] is None else _string(r[{index}]))")
+            value = f"r[{index}]"
+            # Non-empty strings pass through untouched: the common case costs one truth test.
+            guarded = f"_guarded({value})" if formula_guard else value
+            parts.append(f"({guarded} if {value} else (None if {value} is None else _EMPTY))")
             needs_work = True
         elif python_type in _CONVERTERS:
             name = f"_c{index}"
@@ -117,6 +115,10 @@ def row_converter(
         return None
     source = f"lambda r: ({', '.join(parts)},)"
     return eval(source, namespace)  # noqa: S307 - template above, no data
+
+
+def encode_header(names: Sequence[str]) -> bytes:
+    return CsvEncoder([]).header(names)
 
 
 class CsvEncoder:

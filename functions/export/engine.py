@@ -14,20 +14,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyodbc
 from azure.storage.blob import ContainerClient
 
+from functions import clients
 from functions.blob_io import DEFAULT_BLOCK_BYTES, StagedBlobWriter, delete_if_exists, read_text
-from functions.clients import describe_source
 from functions.export import manifest as mf
-from functions.export import source
-from functions.export.csv_format import CsvEncoder
+from functions.export import parallel, source
+from functions.export.csv_format import CsvEncoder, encode_header
+from functions.export.parallel import merge_highest
 from functions.export.spec import ExportSpec, InvalidSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
+from functions.settings import default_workers
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ class ExportOptions:
     formula_guard: bool = False
     block_bytes: int = DEFAULT_BLOCK_BYTES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    workers: int = field(default_factory=default_workers)  # 1 = always a single stream
+    parallel_min_rows: int = 200_000  # smaller exports are not worth starting worker processes
+    range_rows: int = 50_000  # rows per key range handed to a worker
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,13 @@ class Exporter:
 
     def __init__(
         self,
-        connect: Callable[[], pyodbc.Connection],
+        connection_string: str,
         container: ContainerClient,
         options: ExportOptions | None = None,
         on_progress: ProgressCallback | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._connect = connect
+        self._connection_string = connection_string
         self._container = container
         self._options = options or ExportOptions()
         self._on_progress = on_progress
@@ -149,31 +154,22 @@ class Exporter:
         csv_path = mf.csv_path(spec.name, export_date)
         manifest_path = mf.manifest_path(spec.name, export_date)
 
-        connection = self._connect()
+        writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._options.block_bytes)
         try:
-            query = source.plan_query(connection, spec, after)
-            driver = describe_source(connection)
-            log.info(
-                "export %s: %s%s",
-                spec.name,
-                query.sql,
-                f" (watermark > {after!r})" if after is not None else "",
-            )
-            cursor = connection.cursor()
-            try:
-                cursor.execute(query.sql, *query.params)
-            except pyodbc.ProgrammingError as error:
-                raise PermanentError(f"query for {spec.source_label} failed: {error}") from error
-            columns, types = source.columns_of(cursor)
-            watermark_index = source.column_index(columns, spec.watermark) if spec.watermark else None
-            writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._options.block_bytes)
-            encoder = CsvEncoder(types, self._options.formula_guard)
-            writer.write(encoder.header([c.name for c in columns]))
-            rows, highest = self._stream(spec, cursor, encoder, writer, watermark_index)
-        finally:
-            connection.close()
+            columns, driver, chunks = self._open_rows(spec, after)
+            writer.write(encode_header([c.name for c in columns]))
+            rows, highest = 0, None
+            for chunk in chunks:
+                writer.write(chunk.data)
+                rows += chunk.rows
+                highest = merge_highest(highest, chunk.highest)
+                if self._on_progress:
+                    self._on_progress(spec.name, rows)
+            writer.stage_rest()
+        except BaseException:
+            writer.abort()
+            raise
 
-        writer.stage_rest()
         watermark = None
         if spec.watermark:
             kind, value = mf.Watermark.encode(highest) if highest is not None else ("none", None)
@@ -216,24 +212,66 @@ class Exporter:
             spec.name, True, rows, writer.bytes_written, seconds, attempt, csv_path, writer.sha256
         )
 
-    def _stream(
-        self,
-        spec: ExportSpec,
-        cursor: pyodbc.Cursor,
-        encoder: CsvEncoder,
-        writer: StagedBlobWriter,
-        watermark_index: int | None,
-    ) -> tuple[int, Any]:
-        rows = 0
-        highest: Any = None
-        for chunk in source.fetch_chunks(cursor, self._options.chunk_rows):
-            writer.write(encoder.encode(chunk))
-            rows += len(chunk)
-            if watermark_index is not None:
-                values = [v for row in chunk if (v := row[watermark_index]) is not None]
-                if values:
-                    chunk_max = max(values)
-                    highest = chunk_max if highest is None or chunk_max > highest else highest
-            if self._on_progress:
-                self._on_progress(spec.name, rows)
-        return rows, highest
+    def _open_rows(
+        self, spec: ExportSpec, after: Any
+    ) -> tuple[list[mf.Column], str, Iterator[parallel.EncodedChunk]]:
+        """Columns, source description, and the encoded rows: one stream, or key ranges in parallel."""
+        options = self._options
+        connection = clients.database(self._connection_string)
+        try:
+            plan = source.plan_query(connection, spec, after)
+            driver = clients.describe_source(connection)
+            ranges = None
+            if options.workers > 1:
+                ranges = source.key_ranges(
+                    connection, spec, plan, after, options.range_rows, options.parallel_min_rows
+                )
+            if ranges is not None:
+                columns, _ = source.probe_columns(connection, spec)
+                if spec.watermark:
+                    source.column_index(columns, spec.watermark)  # fail here, not in every worker
+                connection.close()
+                log.info(
+                    "export %s: %d key ranges of %s on %d workers",
+                    spec.name,
+                    len(ranges),
+                    plan.key,
+                    options.workers,
+                )
+                chunks = parallel.encode_ranges(
+                    self._connection_string,
+                    ranges,
+                    options.workers,
+                    options.chunk_rows,
+                    spec.watermark,
+                    options.formula_guard,
+                )
+                return columns, driver, chunks
+            log.info(
+                "export %s: %s%s", spec.name, plan.query.sql, f" (watermark > {after!r})" if after else ""
+            )
+            cursor = connection.cursor()
+            try:
+                cursor.execute(plan.query.sql, *plan.query.params)
+            except pyodbc.ProgrammingError as error:
+                raise PermanentError(f"query for {spec.source_label} failed: {error}") from error
+            columns, types = source.columns_of(cursor)
+            index = source.column_index(columns, spec.watermark) if spec.watermark else None
+            encoder = CsvEncoder(types, options.formula_guard)
+            return (
+                columns,
+                driver,
+                _closing(parallel.encode_cursor(cursor, encoder, options.chunk_rows, index), connection),
+            )
+        except BaseException:
+            connection.close()
+            raise
+
+
+def _closing(
+    chunks: Iterator[parallel.EncodedChunk], connection: pyodbc.Connection
+) -> Iterator[parallel.EncodedChunk]:
+    try:
+        yield from chunks
+    finally:
+        connection.close()

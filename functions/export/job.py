@@ -74,11 +74,11 @@ def run_export(
         for name in (EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER):
             ensure_container(service.get_container_client(name))
     options = options or ExportOptions(
-        chunk_rows=settings.export_chunk_rows, formula_guard=settings.export_formula_guard
+        chunk_rows=settings.export_chunk_rows,
+        formula_guard=settings.export_formula_guard,
+        workers=settings.export_workers,
     )
-    exporter = Exporter(
-        lambda: clients.database(settings.db_connection_string), exports, options, on_progress
-    )
+    exporter = Exporter(settings.db_connection_string, exports, options, on_progress)
     report = exporter.export_all(specs, export_date)
     for result in report.results:
         if result.ok and result.name in settings.export_publish_tables:

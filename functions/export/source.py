@@ -50,28 +50,103 @@ def primary_key(connection: pyodbc.Connection, spec: ExportSpec) -> list[str]:
     return [row.column_name for row in sorted(rows, key=lambda r: r.key_seq)]
 
 
-def build_query(spec: ExportSpec, order_by: Sequence[str], after_watermark: Any = None) -> Query:
-    """SELECT for one export. A stable ORDER BY makes a re-run byte-identical (same sha256)."""
-    sql = f"SELECT * FROM {_relation(spec)}"
-    params: tuple[Any, ...] = ()
+@dataclass(frozen=True)
+class Plan:
+    """How one export reads its rows: the whole query, and the key that can split it into ranges."""
+
+    query: Query
+    key: str | None  # single-column primary key, when there is one
+
+
+def _filters(spec: ExportSpec, after_watermark: Any) -> tuple[list[str], list[Any]]:
     if spec.watermark and after_watermark is not None:
-        sql += f" WHERE {quote_identifier(spec.watermark)} > ?"
-        params = (after_watermark,)
+        return [f"{quote_identifier(spec.watermark)} > ?"], [after_watermark]
+    return [], []
+
+
+def build_query(
+    spec: ExportSpec,
+    order_by: Sequence[str],
+    after_watermark: Any = None,
+    key_range: tuple[str, int, int] | None = None,
+) -> Query:
+    """SELECT for one export (or one key range of it). A stable ORDER BY makes re-runs byte-identical."""
+    conditions, params = _filters(spec, after_watermark)
+    if key_range is not None:
+        key, low, high = key_range
+        conditions.append(f"{quote_identifier(key)} >= ? AND {quote_identifier(key)} < ?")
+        params += [low, high]
+    sql = f"SELECT * FROM {_relation(spec)}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
     if order_by:
         sql += " ORDER BY " + ", ".join(quote_identifier(c) for c in order_by)
-    return Query(sql, params)
+    return Query(sql, tuple(params))
 
 
-def plan_query(connection: pyodbc.Connection, spec: ExportSpec, after_watermark: Any) -> Query:
-    """Check the table exists, choose a deterministic order, and build the query."""
+def plan_query(connection: pyodbc.Connection, spec: ExportSpec, after_watermark: Any) -> Plan:
+    """Check the table exists, choose a deterministic order, and build the query.
+
+    Tables are read in primary-key order (whether or not they are incremental), so the single-stream
+    and the key-range exports of the same data produce the same bytes.
+    """
     if spec.query is not None:
         order: list[str] = [spec.watermark] if spec.watermark else []
-        return build_query(spec, order, after_watermark)
+        return Plan(build_query(spec, order, after_watermark), None)
     if not table_exists(connection, spec):
         raise PermanentError(f"table {spec.source_label} does not exist in the source database")
     key = primary_key(connection, spec)
-    order = ([spec.watermark] if spec.watermark else []) + [c for c in key if c != spec.watermark]
-    return build_query(spec, order, after_watermark)
+    order = key or ([spec.watermark] if spec.watermark else [])
+    return Plan(build_query(spec, order, after_watermark), key[0] if len(key) == 1 else None)
+
+
+def key_ranges(
+    connection: pyodbc.Connection,
+    spec: ExportSpec,
+    plan: Plan,
+    after_watermark: Any,
+    range_rows: int,
+    min_rows: int,
+) -> list[Query] | None:
+    """Split an export into half-open key ranges of about `range_rows` rows, in key order.
+
+    None when the key is not an integer or the export has fewer than `min_rows` rows (then
+    starting worker processes costs more than it saves).
+    """
+    if plan.key is None:
+        return None
+    conditions, params = _filters(spec, after_watermark)
+    key = quote_identifier(plan.key)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    with connection.cursor() as cursor:
+        row = cursor.execute(
+            f"SELECT COUNT(*), MIN({key}), MAX({key}) FROM {_relation(spec)}{where}", *params
+        ).fetchone()
+    count, low, high = int(row[0]), _as_int(row[1]), _as_int(row[2])
+    if count < max(min_rows, range_rows + 1) or low is None or high is None:
+        return None
+    pieces = -(-count // range_rows)
+    width = -(-(high - low + 1) // pieces)
+    return [
+        build_query(spec, [plan.key], after_watermark, (plan.key, start, min(start + width, high + 1)))
+        for start in range(low, high + 1, width)
+    ]
+
+
+def _as_int(value: Any) -> int | None:
+    """Key bounds as integers; the SQLite driver returns computed values as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def probe_columns(connection: pyodbc.Connection, spec: ExportSpec) -> tuple[list[Column], list[type]]:
+    """Column names and types without reading rows (for exports whose rows are read elsewhere)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {_relation(spec)} WHERE 1 = 0")
+        return columns_of(cursor)
 
 
 def columns_of(cursor: pyodbc.Cursor) -> tuple[list[Column], list[type]]:
