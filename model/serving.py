@@ -1,0 +1,87 @@
+"""Scoring with ONNX Runtime: verify the bytes, one session per process, probability + decision.
+
+Importing this module must not import scikit-learn (tested in a fresh interpreter): the Function
+App ships without it, and nothing here ever unpickles anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+
+from model.artifacts import METADATA_FILE, MODEL_FILE, verify
+from model.schema import InputSchema, Validated, onnx_feed, validate
+
+_sessions: dict[str, ort.InferenceSession] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    threshold: float
+    schema: InputSchema
+    metadata: dict[str, Any]
+    session: ort.InferenceSession
+
+    def probabilities(self, features: pd.DataFrame) -> np.ndarray:
+        """Subscription probability for prepared, validated feature rows."""
+        if features.empty:
+            return np.empty(0, dtype=np.float32)
+        (probabilities,) = self.session.run(["probabilities"], onnx_feed(features, self.schema))
+        return probabilities[:, 1]
+
+    def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Validated]:
+        """Validate raw input rows and score the valid ones: id, probability, decision."""
+        checked = validate(frame, self.schema)
+        probability = self.probabilities(checked.frame)
+        scored = pd.DataFrame(
+            {
+                self.schema.id_column: checked.ids,
+                "probability": probability.astype(float),
+                "decision": (probability >= self.threshold).astype(int),
+            }
+        )
+        return scored, checked
+
+
+def _session(model_bytes: bytes, sha256: str, threads: int) -> ort.InferenceSession:
+    """One session per model per process: creating one costs far more than a prediction."""
+    with _lock:
+        session = _sessions.get(sha256)
+        if session is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+            _sessions[sha256] = session
+        return session
+
+
+def load_bytes(metadata: dict[str, Any], model_bytes: bytes, threads: int = 1) -> LoadedModel:
+    """Build a LoadedModel from metadata and model bytes, after checking the bytes' sha256."""
+    verify(MODEL_FILE, model_bytes, metadata)
+    return LoadedModel(
+        name=str(metadata.get("name", "model")),
+        version=str(metadata.get("version") or "unregistered"),
+        threshold=float(metadata["threshold"]),
+        schema=InputSchema.from_dict(metadata["schema"]),
+        metadata=metadata,
+        session=_session(model_bytes, metadata["artifacts"][MODEL_FILE], threads),
+    )
+
+
+def load_folder(folder: Path, threads: int = 1) -> LoadedModel:
+    """A model folder as training writes it (or a registry version copied locally)."""
+    import json
+
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    return load_bytes(metadata, (folder / MODEL_FILE).read_bytes(), threads)
