@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="start Azurite, build the demo database, fire the export timer once"
     )
     demo.add_argument("--rebuild", action="store_true", help="reload the demo database from the bank CSV")
+    demo.add_argument("--export-only", action="store_true", help="stop after the export (no training)")
     commands.add_parser(
         "up", help="start the local Azurite (blob 10000, queue 10001; data in .local/azurite)"
     )
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from devstack import demo as demo_mod
 
-        return demo_mod.run(rebuild=args.rebuild)
+        return demo_mod.run(rebuild=args.rebuild, with_model=not args.export_only)
     if args.command == "up":
         from devstack import azurite
 

@@ -57,7 +57,7 @@ def show_landed(service: BlobServiceClient, export_date: dt.date, console: Conso
         console.print(f"  {url}", soft_wrap=True)
 
 
-def run(rebuild: bool = False) -> int:
+def run(rebuild: bool = False, with_model: bool = True) -> int:
     console = Console()
     instance = azurite.ensure_local()
     console.print(
@@ -82,6 +82,10 @@ def run(rebuild: bool = False) -> int:
                 failed = True
     service = BlobServiceClient.from_connection_string(settings["DataLake"])
     show_landed(service, export_date, console)
+    if not failed and with_model:
+        from devstack import demo_model
+
+        demo_model.run(service, export_date, console)
     console.print(
         "Azurite keeps running for you to look around (`make stop` stops it). "
         "Explore: `.venv/bin/python -m devstack exec -- .venv/bin/python -m functions export --help`"

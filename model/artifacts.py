@@ -55,4 +55,6 @@ def verify(name: str, data: bytes, metadata: dict[str, Any]) -> None:
         raise IntegrityError(f"{name} has no sha256 in metadata.json: refusing to load it")
     actual = sha256_bytes(data)
     if actual != expected:
-        raise IntegrityError(f"{name} sha256 {actual[:16]}… does not match metadata {expected[:16]}…: refusing it")
+        raise IntegrityError(
+            f"{name} sha256 {actual[:16]}… does not match metadata {expected[:16]}…: refusing it"
+        )

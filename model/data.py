@@ -63,7 +63,9 @@ def load_labelled(data: Path, outcomes: Path | None = None, sample: int | None =
         frame[TARGET] = frame.pop("subscribed")
     frame[TARGET] = _labels(frame[TARGET])
     if "contact_date" in frame.columns:
-        frame = frame.sort_values(["contact_date", *([ID_COLUMN] if ID_COLUMN in frame else [])], kind="stable")
+        frame = frame.sort_values(
+            ["contact_date", *([ID_COLUMN] if ID_COLUMN in frame else [])], kind="stable"
+        )
     frame = frame.reset_index(drop=True)
     if sample is not None:
         frame = frame.head(sample).reset_index(drop=True)

@@ -21,7 +21,7 @@ def share_reached(y_true: np.ndarray, scores: np.ndarray, fraction: float) -> fl
     positives = y_true.sum()
     if positives == 0:
         return float("nan")
-    top = max(1, int(round(len(scores) * fraction)))
+    top = max(1, round(len(scores) * fraction))
     order = np.argsort(-scores, kind="stable")[:top]
     return float(y_true[order].sum() / positives)
 

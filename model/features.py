@@ -30,29 +30,45 @@ def _preprocessor(feature_set: FeatureSet, scale: bool) -> ColumnTransformer:
     assert_no_leak(feature_set.columns)
     numeric = StandardScaler() if scale else "passthrough"
     return ColumnTransformer(
-        [("num", numeric, list(feature_set.numeric)), ("cat", _one_hot(feature_set), list(feature_set.categorical))],
+        [
+            ("num", numeric, list(feature_set.numeric)),
+            ("cat", _one_hot(feature_set), list(feature_set.categorical)),
+        ],
         remainder="drop",
         verbose_feature_names_out=False,
     )
 
 
 def logistic_regression(feature_set: FeatureSet, seed: int) -> Pipeline:
-    return Pipeline([("pre", _preprocessor(feature_set, scale=True)),
-                     ("clf", LogisticRegression(max_iter=2000, C=0.5, random_state=seed))])  # fmt: skip
+    return Pipeline(
+        [
+            ("pre", _preprocessor(feature_set, scale=True)),
+            ("clf", LogisticRegression(max_iter=2000, C=0.5, random_state=seed)),
+        ]
+    )
 
 
 def hist_gradient_boosting(feature_set: FeatureSet, seed: int) -> Pipeline:
     clf = HistGradientBoostingClassifier(
-        learning_rate=0.05, max_iter=300, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-        early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
-    )  # fmt: skip
+        learning_rate=0.05,
+        max_iter=300,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.15,
+        n_iter_no_change=20,
+        random_state=seed,
+    )
     return Pipeline([("pre", _preprocessor(feature_set, scale=False)), ("clf", clf)])
 
 
 def random_forest(feature_set: FeatureSet, seed: int) -> Pipeline:
     # Depth is capped: ONNX Runtime scores deep forests slower than sklearn (measured), and the
     # model file stays small.
-    clf = RandomForestClassifier(n_estimators=200, max_depth=12, min_samples_leaf=10, n_jobs=2, random_state=seed)
+    clf = RandomForestClassifier(
+        n_estimators=200, max_depth=12, min_samples_leaf=10, n_jobs=2, random_state=seed
+    )
     return Pipeline([("pre", _preprocessor(feature_set, scale=False)), ("clf", clf)])
 
 

@@ -45,8 +45,12 @@ def convert(pipeline: Pipeline, schema: InputSchema) -> bytes:
     _allow_protobuf_7()
     initial_types = [(c, FloatTensorType([None, 1])) for c in schema.numeric]
     initial_types += [(c, StringTensorType([None, 1])) for c in schema.categorical]
-    onx = to_onnx(pipeline, initial_types=initial_types, options={id(pipeline): {"zipmap": False}},
-                  target_opset=TARGET_OPSET)  # fmt: skip
+    onx = to_onnx(
+        pipeline,
+        initial_types=initial_types,
+        options={id(pipeline): {"zipmap": False}},
+        target_opset=TARGET_OPSET,
+    )
     return onx.SerializeToString()
 
 

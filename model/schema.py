@@ -81,7 +81,9 @@ class InputSchema:
     def __post_init__(self) -> None:
         assert_no_leak((*self.numeric, *self.categories))
         if self.unseen_policy not in UNSEEN_POLICIES:
-            raise SchemaError(f"unseen category policy {self.unseen_policy!r} is not one of {UNSEEN_POLICIES}")
+            raise SchemaError(
+                f"unseen category policy {self.unseen_policy!r} is not one of {UNSEEN_POLICIES}"
+            )
 
     @property
     def categorical(self) -> tuple[str, ...]:
@@ -94,12 +96,22 @@ class InputSchema:
         return (*raw_numeric, *self.categorical) if not self.required else self.required
 
     @classmethod
-    def learn(cls, frame: pd.DataFrame, feature_set: FeatureSet, unseen_policy: str = "ignore") -> InputSchema:
+    def learn(
+        cls, frame: pd.DataFrame, feature_set: FeatureSet, unseen_policy: str = "ignore"
+    ) -> InputSchema:
         """The schema of a training frame: the categories are the ones it contains."""
-        categories = {c: tuple(sorted(frame[c].dropna().astype(str).unique())) for c in feature_set.categorical}
+        categories = {
+            c: tuple(sorted(frame[c].dropna().astype(str).unique())) for c in feature_set.categorical
+        }
         raw_numeric = tuple(c for c in feature_set.numeric if c != PREVIOUSLY_CONTACTED)
-        return cls(feature_set.name, feature_set.numeric, categories, ID_COLUMN, unseen_policy,
-                   (*raw_numeric, *feature_set.categorical))  # fmt: skip
+        return cls(
+            feature_set.name,
+            feature_set.numeric,
+            categories,
+            ID_COLUMN,
+            unseen_policy,
+            (*raw_numeric, *feature_set.categorical),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,7 +154,7 @@ def prepare_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def validate(frame: pd.DataFrame, schema: InputSchema) -> Validated:
+def validate(frame: pd.DataFrame, schema: InputSchema, first_row: int = 1) -> Validated:
     """Check columns and types; reject bad rows with reasons; never let a leaky column through.
 
     File-level problems (missing columns, no rows) raise SchemaError; row-level problems (a value
@@ -160,25 +172,37 @@ def validate(frame: pd.DataFrame, schema: InputSchema) -> Validated:
     if frame.empty:
         raise SchemaError("the input has a header but no rows")
 
-    row_numbers = np.arange(1, len(frame) + 1)
+    row_numbers = np.arange(first_row, first_row + len(frame))  # 1-based data rows of the file
     bad = pd.Series("", index=frame.index, dtype=object)
+
+    def reject(mask: pd.Series, reasons: pd.Series | str) -> pd.Series:
+        """Record the first problem of each row only."""
+        return bad.mask(mask & (bad == ""), reasons)
+
     numeric: dict[str, pd.Series] = {}
     for column in (c for c in schema.raw_columns if c not in schema.categories):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        problem = values.isna() & frame[column].notna()
-        bad = bad.mask(problem & (bad == ""), f"{column}: {frame[column].where(problem).astype(str)} is not a number")
-        bad = bad.mask(frame[column].isna() & (bad == ""), f"{column}: missing value")
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = reject(raw.isna(), f"{column}: missing value")
+        bad = reject(
+            values.isna() & raw.notna(),
+            column + ": " + raw.astype(str).str.slice(0, 40).map(repr) + " is not a number",
+        )
         numeric[column] = values
     unseen: dict[str, int] = {}
     for column, known in schema.categories.items():
         values = frame[column]
-        absent = values.isna()
-        bad = bad.mask(absent & (bad == ""), f"{column}: missing value")
-        novel = ~absent & ~values.astype(str).isin(known)
+        bad = reject(values.isna(), f"{column}: missing value")
+        novel = values.notna() & ~values.astype(str).isin(known)
         if novel.any():
             if schema.unseen_policy == "reject":
-                bad = bad.mask(novel & (bad == ""), f"{column}: category {values.where(novel).astype(str)} "
-                               "was not seen in training")  # fmt: skip
+                reasons = (
+                    column
+                    + ": category "
+                    + values.astype(str).str.slice(0, 40).map(repr)
+                    + " was not seen in training"
+                )
+                bad = reject(novel, reasons)
             else:
                 unseen[column] = int(novel.sum())
     good = (bad == "").to_numpy()

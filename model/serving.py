@@ -38,9 +38,12 @@ class LoadedModel:
         (probabilities,) = self.session.run(["probabilities"], onnx_feed(features, self.schema))
         return probabilities[:, 1]
 
-    def predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, Validated]:
-        """Validate raw input rows and score the valid ones: id, probability, decision."""
-        checked = validate(frame, self.schema)
+    def predict(self, frame: pd.DataFrame, first_row: int = 1) -> tuple[pd.DataFrame, Validated]:
+        """Validate raw input rows and score the valid ones: id, probability, decision.
+
+        `first_row` is the 1-based row number of the frame's first row in its file (for chunks).
+        """
+        checked = validate(frame, self.schema, first_row)
         probability = self.probabilities(checked.frame)
         scored = pd.DataFrame(
             {

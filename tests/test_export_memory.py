@@ -15,7 +15,7 @@ from tests.conftest import sqlite_odbc
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROWS = 2_000_000
-PEAK_RSS_BOUND_MB = 120  # interpreter + SDK + driver ~70 MB; the CSV (~167 MB) is larger than the bound
+PEAK_RSS_BOUND_MB = 200  # measured ~85 MB, flat from 0.5M to 2M rows; margin for allocator noise under load
 
 CHILD = """
 import datetime as dt, json, resource, sys
@@ -43,7 +43,8 @@ def big_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
         db.execute(
             "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?) "
             "INSERT INTO big SELECT i, 'technician', "
-            "printf('client %d notes, with a comma and \"quotes\"', i), "
+            "printf('client %d notes, with a comma and \"quotes\" and a longer remark "
+            "about the last call they made to us', i), "
             "i * 7 % 100000, date('2008-05-05', '+' || (i % 900) || ' days') FROM g",
             (ROWS,),
         )
@@ -80,7 +81,7 @@ def test_two_million_rows_single_stream_and_key_ranges_bounded_and_identical(
 ):
     single = _export_in_child(big_table, azurite, exports_container, workers=1)
     csv_mb = single["bytes"] / 2**20
-    assert csv_mb > 1.3 * PEAK_RSS_BOUND_MB, (
+    assert csv_mb > 1.4 * PEAK_RSS_BOUND_MB, (
         f"the CSV ({csv_mb:.0f} MB) must dwarf the bound to prove streaming"
     )
     assert single["peak_rss_mb"] < PEAK_RSS_BOUND_MB, single
@@ -90,4 +91,4 @@ def test_two_million_rows_single_stream_and_key_ranges_bounded_and_identical(
     ranges = _export_in_child(big_table, azurite, other, workers=2)
     assert ranges["sha256"] == single["sha256"]  # same bytes, whichever way they were read
     assert ranges["peak_rss_mb"] < PEAK_RSS_BOUND_MB, ranges
-    assert ranges["peak_rss_mb"] + 2 * ranges["worker_peak_rss_mb"] < 2.5 * PEAK_RSS_BOUND_MB, ranges
+    assert ranges["peak_rss_mb"] + 2 * ranges["worker_peak_rss_mb"] < 2 * PEAK_RSS_BOUND_MB, ranges

@@ -1,0 +1,90 @@
+"""The demo's model steps: train on the day's exports, register, promote to dev, score the clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+from azure.storage.blob import BlobServiceClient
+from rich.console import Console
+from rich.table import Table
+
+from devstack.local_settings import LOCAL_DIR
+from functions.export.job import EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER, published_name
+from functions.export.manifest import csv_path
+
+MODEL_NAME = "bank-marketing"
+
+
+def _download(service: BlobServiceClient, container: str, blob: str, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as handle:
+        service.get_blob_client(container, blob).download_blob().readinto(handle)
+    return dest
+
+
+def run(service: BlobServiceClient, export_date: dt.date, console: Console) -> None:
+    from model.data import load_labelled
+    from model.registry import PromotionRefused, open_registry
+    from model.train import TrainConfig, train
+
+    day = export_date.isoformat()
+    work = LOCAL_DIR / "demo" / day
+    clients = _download(service, EXPORTS_CONTAINER, csv_path("clients", export_date), work / "clients.csv")
+    outcomes = _download(
+        service, EXPORTS_CONTAINER, csv_path("campaign_outcomes", export_date), work / "outcomes.csv"
+    )
+
+    console.rule("Train on today's exports (clients joined with campaign_outcomes)")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    outcome = train(
+        TrainConfig(data=clients, outcomes=outcomes, out=LOCAL_DIR / "models" / stamp, name=MODEL_NAME)
+    )
+    v = outcome.metadata["metrics"]["validation"]
+    console.print(
+        f"selected {outcome.metadata['candidate']} / {outcome.metadata['feature_set']}: time-ordered "
+        f"validation ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f} (base rate {v['base_rate']:.1%}), "
+        f"top 10% of calls reach {v['share_reached_top10']:.0%} of subscribers"
+    )
+    console.print(f"model card: {outcome.folder / 'model_card.md'} (plots in {outcome.folder / 'plots'})")
+
+    console.rule("Register in the models container and promote to dev")
+    registry = open_registry("blob", ensure=True)
+    version = registry.register(outcome.folder, MODEL_NAME)
+    recent = load_labelled(clients, outcomes).frame
+    recent = recent.tail(len(recent) // 5)
+    try:
+        record = registry.promote(MODEL_NAME, version, "dev", gate_data=recent, actor="demo")
+        gate = record.get("gate")
+        verdict = (
+            f"gate passed: PR AUC {gate['challenger']:.4f} vs champion {gate['champion']:.4f}"
+            if gate
+            else "first dev model"
+        )
+        console.print(f"registered version {version}; dev -> {version} ({verdict})")
+    except PromotionRefused as refusal:
+        console.print(f"registered version {version}; [yellow]dev not changed[/]: {refusal}")
+
+    console.rule("Score today's published clients with the dev model")
+    model = registry.load(MODEL_NAME, "dev", threads=2)
+    published = _download(
+        service, SCORING_INPUT_CONTAINER, published_name("clients", export_date), work / "input.csv"
+    )
+    scored, checked = model.predict(pd.read_csv(published))
+    scored.insert(3, "model_version", model.version)
+    predictions = work / "predictions.csv"
+    scored.to_csv(predictions, index=False)
+    summary = Table(
+        title=f"Top clients to call (model {MODEL_NAME} v{model.version}, threshold {model.threshold:.3f})"
+    )
+    for header in ("client_id", "P(subscribe)"):
+        summary.add_column(header, justify="right")
+    for row in scored.nlargest(5, "probability").itertuples(index=False):
+        summary.add_row(str(row.client_id), f"{row.probability:.1%}")
+    console.print(summary)
+    console.print(
+        f"scored {len(scored):,} clients ({len(checked.rejected)} rejected): expected subscribers "
+        f"{scored['probability'].sum():,.0f}; {int(scored['decision'].sum()):,} to call at the threshold "
+        f"-> {predictions}"
+    )

@@ -1,0 +1,251 @@
+"""`python -m model COMMAND`: train, score, and the registry (register, list, show, promote, rollback)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("model")
+DEFAULT_REGISTRY = ".local/registry"
+STAGES = ("dev", "preprod", "prod")
+
+
+def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from model.registry import open_registry
+
+    location = args.registry or os.environ.get("MODEL_REGISTRY") or DEFAULT_REGISTRY
+    # Locally (a folder, or Azurite through a connection string) create what Pulumi provisions in Azure.
+    from functions.settings import DATA_LAKE
+
+    return open_registry(location, ensure=location != "blob" or bool(os.environ.get(DATA_LAKE)))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        outcomes=args.outcomes,
+        name=args.name,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        candidates=tuple(args.candidates.split(",")),
+        feature_sets=tuple(args.feature_sets.split(",")),
+        cv_folds=args.cv_folds,
+        sample=args.sample,
+        unseen_policy=args.unseen_policy,
+        tracking_uri=args.tracking_uri,
+    )
+    outcome = train(config)
+    v = outcome.metadata["metrics"]["validation"]
+    print(
+        f"model folder: {outcome.folder}  "
+        f"({outcome.metadata['candidate']} / {outcome.metadata['feature_set']})"
+    )
+    print(
+        f"time-ordered validation: ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "
+        f"top 10% reaches {v['share_reached_top10']:.0%} of subscribers"
+    )
+    print(f"model card: {outcome.folder / 'model_card.md'}")
+    return 0
+
+
+def _load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from model.serving import load_folder
+
+    path = Path(args.model)
+    if path.is_dir():
+        return load_folder(path, threads=2)
+    name, _, ref = args.model.partition("@")
+    return _registry(args).load(name, ref or "prod", threads=2)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a CSV in chunks (bounded memory); output written to a temp file, renamed when complete."""
+    import pandas as pd
+
+    from model.data import sniff_delimiter
+
+    model = _load_model(args)
+    separator = sniff_delimiter(args.input)
+    partial = args.output.with_name(args.output.name + ".partial")
+    scored_rows, rejected, unseen, first_row = 0, [], {}, 1
+    with partial.open("w", encoding="utf-8", newline="") as out:
+        for number, chunk in enumerate(pd.read_csv(args.input, sep=separator, chunksize=args.chunk_rows)):
+            scored, checked = model.predict(chunk, first_row=first_row)
+            scored["model_name"] = model.name
+            scored["model_version"] = model.version
+            scored.to_csv(out, index=False, header=number == 0, lineterminator="\n")
+            scored_rows += len(scored)
+            rejected += checked.rejected
+            for column, count in checked.unseen.items():
+                unseen[column] = unseen.get(column, 0) + count
+            first_row += len(chunk)
+    partial.replace(args.output)
+    print(
+        f"scored {scored_rows:,} of {first_row - 1:,} rows "
+        f"with {model.name} v{model.version} -> {args.output}"
+    )
+    if unseen:
+        print(f"unseen categories (scored as 'other', policy {model.schema.unseen_policy}): {unseen}")
+    if rejected:
+        path = args.output.with_name(args.output.stem + ".rejected.csv")
+        pd.DataFrame(rejected, columns=["row", "reason"]).to_csv(path, index=False)
+        print(f"rejected {len(rejected):,} rows (first: row {rejected[0][0]}: {rejected[0][1]}) -> {path}")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    version = _registry(args).register(args.folder, args.name)
+    print(f"registered {args.name or 'model'} version {version}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    for name in [args.name] if args.name else registry.models():
+        print(name)
+        for info in registry.versions(name):
+            metrics = "  ".join(f"{k} {v:.3f}" for k, v in info.metrics.items() if k in ("roc_auc", "pr_auc"))
+            stages = f"  [{', '.join(info.stages)}]" if info.stages else ""
+            print(f"  v{info.version:<4} {info.registered_at or '?':<26} {metrics}{stages}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import json
+
+    name, _, ref = args.ref.partition("@")
+    print(json.dumps(_registry(args).show(name, ref or "prod"), indent=2, default=str))
+    return 0
+
+
+def _gate_rows(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.data is None:
+        return None
+    from model.data import read_csv
+
+    frame = read_csv(args.data)
+    keep = max(1, int(len(frame) * args.recent_fraction))
+    return frame.tail(keep).reset_index(drop=True)  # the most recent rows: data are in time order
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    record = _registry(args).promote(
+        args.name,
+        args.version,
+        args.stage,
+        gate_data=_gate_rows(args),
+        tolerance=args.tolerance,
+        metric=args.metric,
+        override_reason=args.reason,
+    )
+    gate = record.get("gate")
+    detail = (
+        f"gate {gate['metric']}: challenger {gate['challenger']:.4f} vs champion {gate['champion']:.4f}"
+        if gate
+        else "no champion to compare with"
+        if not record.get("override")
+        else f"override: {record['override']['reason']}"
+    )
+    print(f"{args.name} {args.stage} -> version {record['version']} ({detail})")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    record = _registry(args).rollback(args.name, args.stage, reason=args.reason)
+    print(f"{args.name} {args.stage} rolled back to version {record['version']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
+    parser.add_argument(
+        "--registry",
+        help=f"folder, or 'blob' for the DataLake `models` container "
+        f"(default: $MODEL_REGISTRY or {DEFAULT_REGISTRY})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train and compare candidates, write a model folder")
+    train.add_argument("--data", type=Path, required=True, help="bank CSV (;) or a clients export (,)")
+    train.add_argument(
+        "--outcomes", type=Path, help="campaign_outcomes export to join with --data on client_id"
+    )
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+    train.add_argument("--name", default="bank-marketing")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--validation-fraction", type=float, default=0.2, help="most recent share of rows")
+    train.add_argument("--candidates", default="logreg,hgb,rf")
+    train.add_argument("--feature-sets", default="all,no_calendar")
+    train.add_argument("--cv-folds", type=int, default=3, help="stratified CV for reference (0 = skip)")
+    train.add_argument("--sample", type=int, help="use only the first N rows (quick runs)")
+    train.add_argument("--unseen-policy", choices=("ignore", "reject"), default="ignore")
+    train.add_argument("--tracking-uri", help="MLflow tracking URI (default: a file store beside --out)")
+    train.set_defaults(run=cmd_train)
+
+    score = commands.add_parser("score", help="score a CSV with a model folder or a registry reference")
+    score.add_argument("--model", required=True, help="model folder, or NAME@STAGE / NAME@VERSION")
+    score.add_argument("--input", type=Path, required=True)
+    score.add_argument("--output", type=Path, required=True)
+    score.add_argument("--chunk-rows", type=int, default=100_000)
+    score.set_defaults(run=cmd_score)
+
+    register = commands.add_parser("register", help="store a model folder as the next immutable version")
+    register.add_argument("folder", type=Path)
+    register.add_argument("--name", default="bank-marketing")
+    register.set_defaults(run=cmd_register)
+
+    listing = commands.add_parser("list", help="models and versions, with their stages")
+    listing.add_argument("name", nargs="?")
+    listing.set_defaults(run=cmd_list)
+
+    show = commands.add_parser("show", help="metadata of NAME@VERSION or NAME@STAGE")
+    show.add_argument("ref")
+    show.set_defaults(run=cmd_show)
+
+    promote = commands.add_parser(
+        "promote", help="point a stage at a version (dev -> preprod -> prod), gated"
+    )
+    promote.add_argument("version")
+    promote.add_argument("stage", choices=STAGES)
+    promote.add_argument("--name", default="bank-marketing")
+    promote.add_argument("--data", type=Path, help="labelled CSV whose most recent rows gate the promotion")
+    promote.add_argument("--recent-fraction", type=float, default=0.2)
+    promote.add_argument("--metric", choices=("pr_auc", "roc_auc"), default="pr_auc")
+    promote.add_argument("--tolerance", type=float, default=0.01)
+    promote.add_argument("--reason", help="override the order and the gate; recorded with the promotion")
+    promote.set_defaults(run=cmd_promote)
+
+    rollback = commands.add_parser("rollback", help="point a stage back at its previous version")
+    rollback.add_argument("stage", choices=STAGES)
+    rollback.add_argument("--name", default="bank-marketing")
+    rollback.add_argument("--reason", required=True)
+    rollback.set_defaults(run=cmd_rollback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    from model.registry import RegistryError
+    from model.schema import SchemaError
+
+    try:
+        return int(args.run(args))
+    except (RegistryError, SchemaError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
