@@ -43,7 +43,7 @@ def big_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
         db.execute(
             "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?) "
             "INSERT INTO big SELECT i, 'technician', "
-            "printf('client %d notes, with a comma and \"quotes\" and a longer remark "
+            'printf(\'client %d notes, with a comma and "quotes" and a longer remark '
             "about the last call they made to us', i), "
             "i * 7 % 100000, date('2008-05-05', '+' || (i % 900) || ' days') FROM g",
             (ROWS,),
