@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_int
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = "bench"
 EXPORTS_CONTAINER = "exports"
@@ -338,34 +340,6 @@ def _psql(psql: Sequence[str], sql: str) -> str:
     return done.stdout.strip()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _mem_total_gb() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _load_average() -> str:
-    """Other work on the machine skews timings on 2 cores; the report records how busy it was."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def _azurite_version() -> str:
     try:
         return str(
@@ -533,8 +507,8 @@ def _machine(psql: Sequence[str], driver: str, pyodbc_version: str) -> list[tupl
             "CPUs (nproc)",
             str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
         ),
-        ("CPU model", _cpu_model()),
-        ("memory", _mem_total_gb()),
+        ("CPU model", cpu_model()),
+        ("memory", mem_total_gb()),
         ("OS", f"{platform.system()} {platform.release()}"),
         ("Python", platform.python_version()),
         ("pyodbc", pyodbc_version),
@@ -585,7 +559,7 @@ def parent_main(args: argparse.Namespace) -> int:
                 connection.close()
             log.info("warm-up: SELECT count(*) = %s", f"{warm:,}")
             machine = _machine(psql, driver, pyodbc.version)
-            load_before = _load_average()
+            load_before = load_average()
 
             env = dict(
                 os.environ,
@@ -613,23 +587,10 @@ def parent_main(args: argparse.Namespace) -> int:
         peaks = [r.peak_rss_mb for r in results if r.peak_rss_mb is not None]
         fastest.peak_rss_mb = max(peaks) if peaks else None  # report the worst peak seen, not the luckiest
         best[key] = fastest
-    machine.append(
-        ("load average (1/5/15 min) before / after the runs", f"{load_before} / {_load_average()}")
-    )
+    machine.append(("load average (1/5/15 min) before / after the runs", f"{load_before} / {load_average()}"))
     report = Report(args.rows, args.repeat, machine, command, best, runs)
-    text = report.markdown()
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text)
-        log.info("wrote %s", args.markdown)
+    emit(report.markdown(), args.markdown, log)
     return 0
-
-
-def _positive(raw: str) -> int:
-    value = int(raw.replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -638,9 +599,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Compare ways to export one PostgreSQL table to CSV in blob storage (Azurite).",
     )
     parser.add_argument(
-        "--rows", type=_positive, default=1_000_000, help="rows in the table (default 1000000)"
+        "--rows", type=positive_int, default=1_000_000, help="rows in the table (default 1000000)"
     )
-    parser.add_argument("--repeat", type=_positive, default=1, help="runs per method; the best time counts")
+    parser.add_argument(
+        "--repeat", type=positive_int, default=1, help="runs per method; the best time counts"
+    )
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report to PATH")
     parser.add_argument(
         "--methods", default="asbcd", help="subset of methods to run, e.g. 'ac' (default asbcd; s = (a1))"

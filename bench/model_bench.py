@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_int
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "data" / "bank_marketing" / "bank_marketing.csv"
 DEFAULT_FAMILIES = ("logreg", "hgb", "rf")
@@ -126,15 +128,9 @@ class Subject:
 
 
 def _load(metadata: dict[str, Any], model_bytes: bytes, threads: int) -> Any:
-    """`model.serving.load_bytes` with a session of exactly `threads` intra-op threads.
-
-    serving keeps one session per model sha256 per process and reuses it whatever `threads` a later
-    call asks for; a benchmark that wants two thread settings for one model drops the cached one.
-    """
+    """`model.serving.load_bytes`, checking the session really has `threads` intra-op threads."""
     from model import serving
-    from model.artifacts import MODEL_FILE
 
-    serving._sessions.pop(metadata["artifacts"][MODEL_FILE], None)
     loaded = serving.load_bytes(metadata, model_bytes, threads)
     actual = loaded.session.get_session_options().intra_op_num_threads
     if actual != threads:
@@ -402,7 +398,7 @@ class Variant:
 class Investigation:
     rows: int
     runs: dict[str, list[float]]  # variant label -> seconds per round (and "sklearn ...")
-    op_share: dict[str, float]  # ORT operator type -> share of kernel time (profiler)
+    profile: Profile  # one chunk, serving setting
     feed_seconds: float  # onnx_feed alone over the rows, best of rounds
     tree_stats: dict[str, int]
 
@@ -474,23 +470,47 @@ def _tree_stats(model_bytes: bytes) -> dict[str, int]:
     return stats
 
 
+PROFILED_RUNS = 3
+
+
+@dataclass
+class Profile:
+    op_share: dict[str, float]  # ORT operator type -> share of kernel time
+    run_seconds: float  # wall time of one session.run seen from Python (mean of PROFILED_RUNS)
+    model_run_seconds: float  # ORT's own "model_run" span: graph execution, without input conversion
+    kernel_seconds: float  # sum of kernel times
+
+
 def _profile_ops(
     model_bytes: bytes, variant: Variant, schema: Any, features: pd.DataFrame, workdir: Path
-) -> dict[str, float]:
-    """Share of ORT kernel time per operator type on one chunk (ORT's own profiler)."""
+) -> Profile:
+    """Where one chunk's session.run goes, by ORT's own profiler (means over PROFILED_RUNS runs)."""
     from model.schema import onnx_feed
 
     session = _session(model_bytes, variant, profile_prefix=str(workdir / "ort-profile"))
-    session.run(["probabilities"], onnx_feed(features, schema))
+    feed = onnx_feed(features, schema)
+    wall = 0.0
+    for _ in range(PROFILED_RUNS):
+        started = time.perf_counter()
+        session.run(["probabilities"], feed)
+        wall += time.perf_counter() - started
     path = Path(session.end_profiling())
     events = json.loads(path.read_text())
     path.unlink(missing_ok=True)
     totals: dict[str, float] = defaultdict(float)
+    model_run_us = 0.0
     for event in events:
         if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time"):
             totals[str(event.get("args", {}).get("op_name", "?"))] += float(event.get("dur", 0))
+        elif event.get("cat") == "Session" and event.get("name") == "model_run":
+            model_run_us += float(event.get("dur", 0))
     whole = sum(totals.values()) or 1.0
-    return {op: dur / whole for op, dur in sorted(totals.items(), key=lambda kv: -kv[1])}
+    return Profile(
+        op_share={op: dur / whole for op, dur in sorted(totals.items(), key=lambda kv: -kv[1])},
+        run_seconds=wall / PROFILED_RUNS,
+        model_run_seconds=model_run_us / 1e6 / PROFILED_RUNS,
+        kernel_seconds=whole / 1e6 / PROFILED_RUNS,
+    )
 
 
 def investigate(
@@ -526,10 +546,10 @@ def investigate(
             args.repeat,
             "; ".join(f"{label.split(':')[0]} {len(rows) / r[-1]:,.0f}/s" for label, r in runs.items()),
         )
-    op_share = _profile_ops(
+    profile = _profile_ops(
         subject.model_bytes, variants[0], schema, rows.iloc[: min(args.chunk_rows, len(rows))], workdir
     )
-    return Investigation(len(rows), runs, op_share, min(feed_runs), _tree_stats(subject.model_bytes))
+    return Investigation(len(rows), runs, profile, min(feed_runs), _tree_stats(subject.model_bytes))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -575,34 +595,6 @@ def import_time(module: str) -> ImportTime:
     return ImportTime(module, min(cumulative), min(wall), min(bare), pulls_sklearn)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _mem_total_gb() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _load_average() -> str:
-    """Other work on the machine skews timings on 2 cores; the report records how busy it was."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def _version(package: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -616,8 +608,8 @@ def _machine() -> list[tuple[str, str]]:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [
         ("CPUs (nproc)", str(cpus)),
-        ("CPU model", _cpu_model()),
-        ("memory", _mem_total_gb()),
+        ("CPU model", cpu_model()),
+        ("memory", mem_total_gb()),
         ("OS", f"{platform.system()} {platform.release()}"),
         ("Python", platform.python_version()),
         *(
@@ -778,10 +770,19 @@ class Report:
         for label, runs in inv.runs.items():
             vs = "n/a" if sklearn_best is None else f"{sklearn_best / min(runs):.2f}x"
             lines.append(f"| {label} | {_rate(inv.rows, runs)} | {vs} |")
-        ops = ", ".join(f"{op} {share:.1%}" for op, share in inv.op_share.items())
+        prof = inv.profile
+        ops = ", ".join(f"{op} {share:.1%}" for op, share in prof.op_share.items())
+        outside = prof.run_seconds - prof.model_run_seconds
         lines += [
             "",
-            f"- ORT kernel time by operator (profiler, one chunk, serving setting): {ops}.",
+            f"- One chunk of {min(self.args.chunk_rows, inv.rows):,} rows, serving setting, ORT profiler "
+            f"(mean of {PROFILED_RUNS} runs, the first included): `session.run` "
+            f"{prof.run_seconds * 1000:.0f} ms seen from Python, "
+            f"of which ORT's `model_run` {prof.model_run_seconds * 1000:.0f} ms (kernels "
+            f"{prof.kernel_seconds * 1000:.0f} ms) and {outside * 1000:.0f} ms "
+            f"({outside / prof.run_seconds:.0%}) outside the graph: converting the inputs (Python `str` "
+            "objects to ORT string tensors) and the output.",
+            f"- ORT kernel time by operator: {ops}.",
             f"- Building the feeds (`onnx_feed`) for these rows: {inv.feed_seconds:.3f} s of the serving "
             f"setting's {min(next(iter(inv.runs.values()))):.2f} s.",
         ]
@@ -801,7 +802,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     command = _command_line()
     machine = _machine()
-    load_before = _load_average()
+    load_before = load_average()
 
     from model.train import TrainConfig
 
@@ -849,9 +850,7 @@ def run(args: argparse.Namespace) -> int:
                 result.investigation = investigate(subject, rows.features, args, workdir)
             results.append(result)
 
-    machine.append(
-        ("load average (1/5/15 min) before / after the runs", f"{load_before} / {_load_average()}")
-    )
+    machine.append(("load average (1/5/15 min) before / after the runs", f"{load_before} / {load_average()}"))
     imports = [import_time(module) for module in IMPORT_MODULES]
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     report = Report(
@@ -865,19 +864,8 @@ def run(args: argparse.Namespace) -> int:
         peak_rss_mb,
         time.perf_counter() - started,
     )
-    text = report.markdown()
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text)
-        log.info("wrote %s", args.markdown)
+    emit(report.markdown(), args.markdown, log)
     return 0
-
-
-def _positive(raw: str) -> int:
-    value = int(raw.replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -889,16 +877,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Compare ONNX Runtime (the serving path) with sklearn predict_proba on the same rows.",
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bank CSV (default: the repo's)")
-    parser.add_argument("--rows", type=_positive, default=1_000_000, help="rows to score (default 1000000)")
     parser.add_argument(
-        "--chunk-rows", type=_positive, default=100_000, help="batch chunk size (default 100000)"
+        "--rows", type=positive_int, default=1_000_000, help="rows to score (default 1000000)"
     )
     parser.add_argument(
-        "--repeat", type=_positive, default=3, help="batch rounds; the best counts (default 3)"
+        "--chunk-rows", type=positive_int, default=100_000, help="batch chunk size (default 100000)"
     )
-    parser.add_argument("--threads", type=_positive, default=2, help="intra_op threads for batch (default 2)")
     parser.add_argument(
-        "--latency-calls", type=_positive, default=1000, help="timed one-row calls (default 1000)"
+        "--repeat", type=positive_int, default=3, help="batch rounds; the best counts (default 3)"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=2, help="intra_op threads for batch (default 2)"
+    )
+    parser.add_argument(
+        "--latency-calls", type=positive_int, default=1000, help="timed one-row calls (default 1000)"
     )
     parser.add_argument("--warmup", type=int, default=50, help="untimed one-row calls first (default 50)")
     parser.add_argument(
@@ -926,7 +918,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--investigate-rows",
-        type=_positive,
+        type=positive_int,
         default=200_000,
         help="rows for the investigation (default 200000)",
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from model.artifacts import sha256_file
 from model.schema import ID_COLUMN, TARGET, SchemaError
 
 
@@ -32,14 +32,6 @@ def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sniff_delimiter(path), keep_default_na=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_labelled(data: Path, outcomes: Path | None = None, sample: int | None = None) -> Dataset:
     """Load training rows in time order.
 
@@ -49,14 +41,14 @@ def load_labelled(data: Path, outcomes: Path | None = None, sample: int | None =
     order) for quick runs.
     """
     frame = read_csv(data)
-    sources = [{"path": data.name, "sha256": _sha256(data)}]
+    sources = [{"path": data.name, "sha256": sha256_file(data)}]
     if outcomes is not None:
         labels = read_csv(outcomes)
         missing = {ID_COLUMN, "subscribed"} - set(labels.columns) | ({ID_COLUMN} - set(frame.columns))
         if missing:
             raise SchemaError(f"joining clients with outcomes needs columns {sorted(missing)}")
         frame = frame.merge(labels, on=ID_COLUMN, how="inner", validate="one_to_one")
-        sources.append({"path": outcomes.name, "sha256": _sha256(outcomes)})
+        sources.append({"path": outcomes.name, "sha256": sha256_file(outcomes)})
     if TARGET not in frame.columns:
         if "subscribed" not in frame.columns:
             raise SchemaError(f"{data} has no label: expected a `{TARGET}` or `subscribed` column")

@@ -18,7 +18,7 @@ import pandas as pd
 from model.artifacts import METADATA_FILE, MODEL_FILE, verify
 from model.schema import InputSchema, Validated, onnx_feed, validate
 
-_sessions: dict[str, ort.InferenceSession] = {}
+_sessions: dict[tuple[str, int], ort.InferenceSession] = {}
 _lock = threading.Lock()
 
 
@@ -56,16 +56,20 @@ class LoadedModel:
 
 
 def _session(model_bytes: bytes, sha256: str, threads: int) -> ort.InferenceSession:
-    """One session per model per process: creating one costs far more than a prediction."""
+    """One session per model and thread count per process: creating one costs far more than a prediction.
+
+    Keyed by the thread count too: batch scoring (2 threads) and one-row HTTP scoring (1 thread)
+    in the same process each get the session they asked for.
+    """
     with _lock:
-        session = _sessions.get(sha256)
+        session = _sessions.get((sha256, threads))
         if session is None:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-            _sessions[sha256] = session
+            _sessions[(sha256, threads)] = session
         return session
 
 

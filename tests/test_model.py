@@ -301,3 +301,14 @@ def test_cli_registry_lifecycle(trained, tmp_path):
     )
     assert scored.returncode == 0, scored.stderr
     assert set(pd.read_csv(tmp_path / "p.csv")["model_version"]) == {2}
+
+
+def test_one_session_per_model_and_thread_count(trained):
+    first, again, single = (
+        load_folder(trained.folder, 2),
+        load_folder(trained.folder, 2),
+        load_folder(trained.folder, 1),
+    )
+    assert first.session is again.session
+    assert single.session is not first.session
+    assert single.session.get_session_options().intra_op_num_threads == 1
