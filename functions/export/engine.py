@@ -45,7 +45,7 @@ class ExportOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     workers: int = field(default_factory=default_workers)  # 1 = always a single stream
     parallel_min_rows: int = 200_000  # smaller exports are not worth starting worker processes
-    range_rows: int = 50_000  # rows per key range handed to a worker
+    range_rows: int = 25_000  # rows per key range handed to a worker (~3.5 MB of CSV for bank-like rows)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One pyodbc stream is bound by one core (the driver's row conversion holds the GIL). Workers each
 hold their own connection and turn one key range at a time into CSV bytes; the parent consumes
-the ranges strictly in key order, hashing and staging them, with at most `2 x workers` ranges in
+the ranges strictly in key order, hashing and staging them, with at most `workers + 1` ranges in
 flight, so memory stays bounded and the file is byte-identical to a single-stream export.
 
 Each range is its own query, so unlike a single query the ranges are not one snapshot: rows that
@@ -96,7 +96,11 @@ def encode_ranges(
     watermark: str | None,
     formula_guard: bool,
 ) -> Iterator[EncodedChunk]:
-    """Yield each range's CSV bytes in range order while up to `2 x workers` ranges are in flight."""
+    """Yield each range's CSV bytes in range order while up to `workers + 1` ranges are in flight.
+
+    Each finished range exists twice in this process for a moment (pickled, then unpickled), so
+    the window is what bounds memory: every worker busy plus one range ready to write.
+    """
     context = multiprocessing.get_context("spawn")  # no fork: the parent has SDK threads and sockets
     with ProcessPoolExecutor(workers, context, _open_worker_connection, (connection_string,)) as pool:
         pending: deque[Future[EncodedChunk]] = deque()
@@ -104,7 +108,7 @@ def encode_ranges(
         try:
             for query in queued:
                 pending.append(pool.submit(_encode_range, query, chunk_rows, watermark, formula_guard))
-                if len(pending) >= 2 * workers:
+                if len(pending) >= workers + 1:
                     break
             while pending:
                 chunk = pending.popleft().result()
