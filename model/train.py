@@ -119,24 +119,17 @@ def _library_versions() -> dict[str, str]:
 
 
 def _git_commit() -> str | None:
+    """The commit the code was trained from, with `-dirty` when the tree had local changes."""
     import subprocess
 
     try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
             capture_output=True,
             text=True,
             check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
-        return done.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
 
