@@ -241,3 +241,56 @@ def test_lost_postgres_connection_mid_export_is_retried(postgres, exports_contai
     manifest, records = read_export(exports_container, "big")
     assert manifest.rows == 50000 == len(records) - 1
     assert mf.csv_path("big", DAY1) in blob_names(exports_container)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_attempt_closes_its_connections_before_the_retry_waits(
+    postgres, exports_container, azurite, workers
+):
+    """While the retry backs off, the failed attempt holds no database session (one stream or workers)."""
+    from functions.export.engine import Exporter, ExportOptions
+
+    psql = postgres.psql_args()
+    subprocess.run(
+        [
+            *psql,
+            "-q",
+            "-c",
+            "DROP TABLE IF EXISTS wide; CREATE TABLE wide AS "
+            "SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 20000) g; "
+            "ALTER TABLE wide ADD PRIMARY KEY (id)",
+        ],
+        check=True,
+    )
+    sessions_during_backoff: list[int] = []
+
+    def sleep(_seconds: float) -> None:
+        count = subprocess.run(
+            [
+                *psql,
+                "-qAt",
+                "-c",
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        sessions_during_backoff.append(int(count))
+
+    faults = Faults(stage_block=(2, server_error()))
+    faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
+    options = ExportOptions(
+        retry=RetryPolicy(attempts=2, first_delay_s=0),
+        block_bytes=64 * 1024,
+        chunk_rows=1000,
+        workers=workers,
+        parallel_min_rows=1000,
+        range_rows=5000,
+    )
+    result = Exporter(postgres.odbc_connection_string, faulty, options, sleep=sleep).export(
+        ExportSpec("wide", table="wide"), DAY1
+    )
+    assert result.ok and result.attempts == 2 and result.rows == 20000
+    assert sessions_during_backoff == [0]

@@ -11,10 +11,11 @@ CSV again, so no CSV without a manifest is left behind by a handled error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -157,14 +158,17 @@ class Exporter:
         writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._options.block_bytes)
         try:
             columns, driver, chunks = self._open_rows(spec, after)
-            writer.write(encode_header([c.name for c in columns]))
-            rows, highest = 0, None
-            for chunk in chunks:
-                writer.write(chunk.data)
-                rows += chunk.rows
-                highest = merge_highest(highest, chunk.highest)
-                if self._on_progress:
-                    self._on_progress(spec.name, rows)
+            # Closed explicitly: on a failure the connection (or the worker pool) must not outlive
+            # this attempt while the retry waits.
+            with contextlib.closing(chunks):
+                writer.write(encode_header([c.name for c in columns]))
+                rows, highest = 0, None
+                for chunk in chunks:
+                    writer.write(chunk.data)
+                    rows += chunk.rows
+                    highest = merge_highest(highest, chunk.highest)
+                    if self._on_progress:
+                        self._on_progress(spec.name, rows)
             writer.stage_rest()
         except BaseException:
             writer.abort()
@@ -214,7 +218,7 @@ class Exporter:
 
     def _open_rows(
         self, spec: ExportSpec, after: Any
-    ) -> tuple[list[mf.Column], str, Iterator[parallel.EncodedChunk]]:
+    ) -> tuple[list[mf.Column], str, Generator[parallel.EncodedChunk, None, None] | _StreamedRows]:
         """Columns, source description, and the encoded rows: one stream, or key ranges in parallel."""
         options = self._options
         connection = clients.database(self._connection_string)
@@ -248,7 +252,10 @@ class Exporter:
                 )
                 return columns, driver, chunks
             log.info(
-                "export %s: %s%s", spec.name, plan.query.sql, f" (watermark > {after!r})" if after else ""
+                "export %s: %s%s",
+                spec.name,
+                plan.query.sql,
+                f" (watermark > {after!r})" if after is not None else "",
             )
             cursor = connection.cursor()
             try:
@@ -258,20 +265,25 @@ class Exporter:
             columns, types = source.columns_of(cursor)
             index = source.column_index(columns, spec.watermark) if spec.watermark else None
             encoder = CsvEncoder(types, options.formula_guard)
-            return (
-                columns,
-                driver,
-                _closing(parallel.encode_cursor(cursor, encoder, options.chunk_rows, index), connection),
-            )
+            chunks = parallel.encode_cursor(cursor, encoder, options.chunk_rows, index)
+            return columns, driver, _StreamedRows(chunks, connection)
         except BaseException:
             connection.close()
             raise
 
 
-def _closing(
-    chunks: Iterator[parallel.EncodedChunk], connection: pyodbc.Connection
-) -> Iterator[parallel.EncodedChunk]:
-    try:
-        yield from chunks
-    finally:
-        connection.close()
+class _StreamedRows:
+    """The single-stream rows; `close()` closes the connection whether or not iteration started.
+
+    (A generator's `finally` does not run when it is closed before its first step.)
+    """
+
+    def __init__(self, chunks: Iterator[parallel.EncodedChunk], connection: pyodbc.Connection) -> None:
+        self._chunks = chunks
+        self._connection = connection
+
+    def __iter__(self) -> Iterator[parallel.EncodedChunk]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._connection.close()
