@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -14,6 +17,7 @@ from functions.export.engine import Exporter, ExportOptions, ProgressCallback, T
 from functions.export.spec import ExportSpec
 from functions.retry import RetryPolicy
 
+REPO = Path(__file__).resolve().parent.parent
 DAY1 = dt.date(2026, 11, 1)
 DAY2 = dt.date(2026, 11, 2)
 DAY3 = dt.date(2026, 11, 3)
@@ -106,3 +110,18 @@ def server_error(message: str = "injected 503") -> HttpResponseError:
     error = HttpResponseError(message=message)
     error.status_code = 503
     return error
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args...` from the repository root, as a user runs the CLIs."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )

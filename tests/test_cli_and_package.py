@@ -12,8 +12,7 @@ import pytest
 
 from infra.package import build_package
 from tests.conftest import sqlite_odbc
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO, run_module
 
 
 @pytest.fixture
@@ -33,15 +32,7 @@ def cli_env(tmp_path: Path, azurite) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "functions", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run_module("functions", *args, env=env, timeout=120)
 
 
 @pytest.mark.integration

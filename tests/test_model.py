@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,8 +23,8 @@ from model.schema import (
 )
 from model.serving import load_folder
 from model.train import TrainConfig, train
+from tests.support import REPO, run_module
 
-REPO = Path(__file__).resolve().parent.parent
 BANK = REPO / "data" / "bank_marketing" / "bank_marketing.csv"
 
 
@@ -200,14 +199,7 @@ def test_training_from_exports_of_clients_and_outcomes(tmp_path, bank):
 
 def test_cli_train_then_score(tmp_path, bank):
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "model", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
+        return run_module("model", *args)
 
     trained = run(
         "train",
@@ -265,14 +257,7 @@ def test_cli_registry_lifecycle(trained, tmp_path):
     registry = ["--registry", str(tmp_path / "registry")]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "model", *registry, *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+        return run_module("model", *registry, *args, timeout=120)
 
     assert "version 1" in run("register", str(trained.folder)).stdout
     assert "version 2" in run("register", str(trained.folder)).stdout
