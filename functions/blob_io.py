@@ -12,7 +12,9 @@ import hashlib
 import queue
 import threading
 import uuid
+from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
 
@@ -28,11 +30,17 @@ class StagedBlobWriter:
     """
 
     def __init__(
-        self, blob: BlobClient, block_bytes: int = DEFAULT_BLOCK_BYTES, max_pending: int = 2
+        self,
+        blob: BlobClient,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+        max_pending: int = 2,
+        block_prefix: str | None = None,
     ) -> None:
         self.blob = blob
         self._block_bytes = block_bytes
-        self._run = uuid.uuid4().hex[:16]  # unique per writer: never mixes with a crashed run's blocks
+        # Unique per writer by default: never mixes with a crashed run's blocks. A fixed prefix makes
+        # the ids deterministic, for several writers (shards) staging parts of one blob.
+        self._run = block_prefix if block_prefix is not None else uuid.uuid4().hex[:16] + "-"
         self._blocks: list[BlobBlock] = []
         self._buffer = bytearray()
         self._sha256 = hashlib.sha256()
@@ -55,7 +63,7 @@ class StagedBlobWriter:
         if self._uploader is None:
             self._uploader = threading.Thread(target=self._upload_loop, name="stage-blocks", daemon=True)
             self._uploader.start()
-        block_id = base64.b64encode(f"{self._run}-{len(self._blocks):08d}".encode()).decode()
+        block_id = base64.b64encode(f"{self._run}{len(self._blocks):08d}".encode()).decode()
         self._blocks.append(BlobBlock(block_id=block_id))
         self._queue.put((block_id, data))
 
@@ -89,11 +97,14 @@ class StagedBlobWriter:
             self._buffer.clear()
         self._finish_uploads()
 
-    def commit(self, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    @property
+    def block_ids(self) -> list[str]:
+        return [block.id for block in self._blocks]
+
+    def commit(self, content_type: str, metadata: dict[str, str] | None = None, **conditions: Any) -> None:
+        """Make the blob visible; `conditions` (etag / match_condition) make the commit conditional."""
         self.stage_rest()
-        self.blob.commit_block_list(
-            self._blocks, content_settings=ContentSettings(content_type=content_type), metadata=metadata or {}
-        )
+        commit_blocks(self.blob, self.block_ids, content_type, metadata, **conditions)
         self.committed = True
 
     def abort(self) -> None:
@@ -103,6 +114,59 @@ class StagedBlobWriter:
             self._queue.put(None)
             self._uploader.join(timeout=60)
             self._uploader = None
+
+
+class ContentMismatchError(RuntimeError):
+    """The bytes read are not the bytes expected (the source changed while being read)."""
+
+
+def commit_blocks(
+    blob: BlobClient,
+    block_ids: list[str],
+    content_type: str,
+    metadata: dict[str, str] | None = None,
+    **conditions: Any,
+) -> None:
+    """Commit staged blocks, in this order, as the blob's content (one request: all or nothing)."""
+    blob.commit_block_list(
+        [BlobBlock(block_id=block_id) for block_id in block_ids],
+        content_settings=ContentSettings(content_type=content_type),
+        metadata=metadata or {},
+        **conditions,
+    )
+
+
+def copy_blob(
+    source: BlobClient,
+    target: BlobClient,
+    content_type: str,
+    metadata: dict[str, str] | None = None,
+    source_etag: str | None = None,
+    expect_sha256: str | None = None,
+) -> str:
+    """Stream `source` into `target` through staged blocks (bounded memory, atomic); return the sha256.
+
+    `source_etag` pins the version read: if the source changes meanwhile the copy fails instead of
+    mixing two versions. With `expect_sha256`, other bytes are never committed (ContentMismatchError).
+    Works with identity-based clients, where a server-side copy may need a SAS.
+    """
+    writer = StagedBlobWriter(target)
+    conditions: dict[str, Any] = {}
+    if source_etag is not None:
+        conditions = {"etag": source_etag, "match_condition": MatchConditions.IfNotModified}
+    try:
+        for chunk in source.download_blob(**conditions).chunks():
+            writer.write(chunk)
+        if expect_sha256 is not None and writer.sha256 != expect_sha256:
+            raise ContentMismatchError(
+                f"{source.container_name}/{source.blob_name} has sha256 {writer.sha256[:16]}…, "
+                f"expected {expect_sha256[:16]}… (it changed while being copied)"
+            )
+        writer.commit(content_type, metadata)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.sha256
 
 
 def read_text(container: ContainerClient, path: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +25,9 @@ DEFAULT_EXPORT_SCHEDULE = "0 0 2 * * *"  # NCRONTAB with seconds: daily at 02:00
 DEFAULT_EXPORT_TABLES = "clients,campaign_outcomes:contact_date"
 DEFAULT_CHUNK_ROWS = 10_000
 DATA_LAKE = "DataLake"  # connection prefix, as in the blob trigger's `connection=` argument
+BLOB_SOURCES = ("EventGrid", "LogsAndContainerScan")
+MIB = 1024 * 1024
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 
 class SettingsError(ValueError):
@@ -51,6 +55,20 @@ class StorageConnection:
 
 
 @dataclass(frozen=True)
+class ScoringSettings:
+    """How the blob-triggered batch scoring reads, splits and scores its inputs."""
+
+    blob_source: str = "EventGrid"
+    chunk_rows: int = 100_000
+    max_bytes: int = 10 * 1024 * MIB
+    max_record_bytes: int = MIB
+    fanout_bytes: int = 256 * MIB
+    shard_bytes: int = 64 * MIB
+    queue: str = "scoring-shards"
+    threads: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     data_lake: StorageConnection
     db_connection_string: str
@@ -62,6 +80,7 @@ class Settings:
     export_workers: int
     model_name: str
     model_stage: str
+    scoring: ScoringSettings = ScoringSettings()
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -87,6 +106,21 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     if not minimum <= value <= maximum:
         raise SettingsError(f"setting {name}={value} is outside {minimum}..{maximum}")
     return value
+
+
+_SIZE = re.compile(r"^(\d+)\s*(|k|kb|kib|m|mb|mib|g|gb|gib)$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": MIB, "g": 1024 * MIB}
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    """A byte size: `1048576`, `512KiB`, `64MB`, `10GiB` (binary units: 1 MB = 1 MiB = 1,048,576 bytes)."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    match = _SIZE.fullmatch(raw)
+    if match is None or int(match.group(1)) < 1:
+        raise SettingsError(f"setting {name}={raw!r} is not a size such as 1048576, 512KiB, 64MB or 10GiB")
+    return int(match.group(1)) * _UNITS[match.group(2)[:1].lower()]
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -146,6 +180,31 @@ def _export_tables(env: Mapping[str, str]) -> tuple[ExportSpec, ...]:
         raise SettingsError(f"setting EXPORT_TABLES: {exc}") from None
 
 
+def _scoring(env: Mapping[str, str]) -> ScoringSettings:
+    source = _get(env, "SCORING_BLOB_SOURCE") or "EventGrid"
+    if source not in BLOB_SOURCES:
+        raise SettingsError(
+            f"setting SCORING_BLOB_SOURCE={source!r} is not one of {BLOB_SOURCES} "
+            "(EventGrid in Azure, required on Flex Consumption; LogsAndContainerScan polls, for local use)"
+        )
+    queue = _get(env, "SCORING_QUEUE") or "scoring-shards"
+    if not _QUEUE_NAME.fullmatch(queue):
+        raise SettingsError(
+            f"setting SCORING_QUEUE={queue!r} is not a storage queue name "
+            "(3-63 lowercase letters, digits and single hyphens)"
+        )
+    return ScoringSettings(
+        blob_source=source,
+        chunk_rows=_int(env, "SCORING_CHUNK_ROWS", 100_000, 10, 1_000_000),
+        max_bytes=_size(env, "SCORING_MAX_BYTES", 10 * 1024 * MIB),
+        max_record_bytes=_size(env, "SCORING_MAX_RECORD_BYTES", MIB),
+        fanout_bytes=_size(env, "SCORING_FANOUT_BYTES", 256 * MIB),
+        shard_bytes=_size(env, "SCORING_SHARD_BYTES", 64 * MIB),
+        queue=queue,
+        threads=_int(env, "SCORING_THREADS", default_workers(), 1, 32),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate every setting; raise SettingsError naming the first bad one."""
     env = os.environ if env is None else env
@@ -174,8 +233,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         export_formula_guard=_bool(env, "EXPORT_FORMULA_GUARD", False),
         export_workers=_int(env, "EXPORT_WORKERS", default_workers(), 1, 32),
         model_name=_get(env, "MODEL_NAME") or "bank-marketing",
-        model_stage=_get(env, "MODEL_STAGE") or "prod",
+        model_stage=_stage(env),
+        scoring=_scoring(env),
     )
+
+
+def _stage(env: Mapping[str, str]) -> str:
+    stage = _get(env, "MODEL_STAGE") or "prod"
+    if stage not in ("dev", "preprod", "prod"):
+        raise SettingsError(f"setting MODEL_STAGE={stage!r} is not one of dev, preprod, prod")
+    return stage
 
 
 @lru_cache(maxsize=1)

@@ -16,14 +16,23 @@ from model.schema import InputSchema
 SCORE_BINS = 20
 
 
+def numeric_counts(inner_edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Counts per bin (-inf, e0), [e0, e1), ..., [e_last, inf): the bins of reference.json and of drift."""
+    return np.bincount(np.searchsorted(inner_edges, values, side="right"), minlength=len(inner_edges) + 1)
+
+
+def score_counts(scores: np.ndarray) -> np.ndarray:
+    return np.histogram(scores, bins=SCORE_BINS, range=(0.0, 1.0))[0]
+
+
 def _numeric(values: pd.Series) -> dict[str, Any]:
     clean = values.dropna().astype(float)
     edges = np.unique(np.quantile(clean, np.linspace(0, 1, 11)))
     inner = edges[1:-1]
-    counts = np.bincount(np.searchsorted(inner, clean, side="right"), minlength=len(inner) + 1)
+    counts = numeric_counts(inner, clean.to_numpy())
     return {
         "kind": "numeric",
-        "bin_edges": inner.tolist(),  # bins: (-inf, e0], (e0, e1], ..., (e_last, inf)
+        "bin_edges": inner.tolist(),  # bins: (-inf, e0), [e0, e1), ..., [e_last, inf)
         "proportions": (counts / max(1, len(clean))).tolist(),
         "mean": float(clean.mean()),
         "std": float(clean.std(ddof=0)),
@@ -39,7 +48,7 @@ def _categorical(values: pd.Series) -> dict[str, Any]:
 
 
 def build_reference(features: pd.DataFrame, schema: InputSchema, scores: np.ndarray) -> dict[str, Any]:
-    histogram, _ = np.histogram(scores, bins=SCORE_BINS, range=(0.0, 1.0))
+    histogram = score_counts(scores)
     return {
         "rows": len(features),
         "features": {

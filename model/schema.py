@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +32,33 @@ PREVIOUSLY_CONTACTED = "previously_contacted"
 NUMERIC = (*RAW_NUMERIC, PREVIOUSLY_CONTACTED)
 PDAYS_NEVER = -1
 UNSEEN_POLICIES = ("ignore", "reject")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a raw numeric input may hold; a value outside is a data error, rejected with its row."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    whole: bool = False
+
+    def describe(self) -> str:
+        low = "-inf" if self.minimum is None else f"{self.minimum:g}"
+        high = "inf" if self.maximum is None else f"{self.maximum:g}"
+        return f"[{low}, {high}]"
+
+
+# Domain rules of the bank-marketing inputs (UCI data dictionary): ages of adult clients, calendar
+# days, counts that cannot be negative, `pdays = -1` as the "never contacted" sentinel. Stored in
+# each model's schema, so a registered model keeps the rules it was trained under.
+DEFAULT_LIMITS: dict[str, Limits] = {
+    "age": Limits(18, 120, whole=True),
+    "balance": Limits(),
+    "day": Limits(1, 31, whole=True),
+    "campaign": Limits(1, None, whole=True),
+    "pdays": Limits(PDAYS_NEVER, None, whole=True),
+    "previous": Limits(0, None, whole=True),
+}
 
 
 class SchemaError(ValueError):
@@ -77,6 +104,7 @@ class InputSchema:
     id_column: str = ID_COLUMN
     unseen_policy: str = "ignore"
     required: tuple[str, ...] = field(default=())
+    limits: dict[str, Limits] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert_no_leak((*self.numeric, *self.categories))
@@ -111,11 +139,13 @@ class InputSchema:
             ID_COLUMN,
             unseen_policy,
             (*raw_numeric, *feature_set.categorical),
+            _default_limits(raw_numeric),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["categories"] = {k: list(v) for k, v in self.categories.items()}
+        data["limits"] = {k: asdict(v) for k, v in self.limits.items()}
         return data
 
     @classmethod
@@ -127,6 +157,11 @@ class InputSchema:
             id_column=data.get("id_column", ID_COLUMN),
             unseen_policy=data.get("unseen_policy", "ignore"),
             required=tuple(data.get("required", ())),
+            limits=(
+                {c: Limits(**rule) for c, rule in data["limits"].items()}
+                if "limits" in data  # models registered before limits existed get today's rules
+                else _default_limits(data["numeric"])
+            ),
         )
 
     def to_json(self) -> str:
@@ -154,12 +189,90 @@ def prepare_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def validate(frame: pd.DataFrame, schema: InputSchema, first_row: int = 1) -> Validated:
-    """Check columns and types; reject bad rows with reasons; never let a leaky column through.
+def _default_limits(numeric: Iterable[str]) -> dict[str, Limits]:
+    return {c: DEFAULT_LIMITS[c] for c in numeric if c in DEFAULT_LIMITS}
+
+
+class _Problems:
+    """The first problem of each row; reasons are built only for rows that have one (cheap on clean data)."""
+
+    def __init__(self, rows: int) -> None:
+        self.bad = np.zeros(rows, dtype=bool)
+        self.positions: list[np.ndarray] = []
+        self.reasons: list[list[str]] = []
+
+    def add(self, mask: np.ndarray, reason: str | Callable[[np.ndarray], list[str]]) -> None:
+        new = mask & ~self.bad
+        if not new.any():
+            return
+        positions = np.flatnonzero(new)
+        self.bad |= new
+        self.positions.append(positions)
+        self.reasons.append([reason] * len(positions) if isinstance(reason, str) else reason(positions))
+
+    def listed(self, row_numbers: np.ndarray) -> list[tuple[int, str]]:
+        """(row number, reason) in row order."""
+        if not self.positions:
+            return []
+        positions = np.concatenate(self.positions)
+        reasons = [r for group in self.reasons for r in group]
+        order = np.argsort(positions, kind="stable")
+        return [(int(row_numbers[positions[i]]), reasons[i]) for i in order]
+
+
+def _shown(values: pd.Series, positions: np.ndarray) -> list[str]:
+    """Offending values as the reason quotes them: repr, at most 40 characters of the original text."""
+    return [repr(str(v)[:40]) for v in values.iloc[positions]]
+
+
+def _not_in(values: pd.Series, known: tuple[str, ...]) -> np.ndarray:
+    """Which values are not among `known` (missing values count as known: they are reported apart)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the scoring reader's dtype: test the categories once
+        novel_categories = ~values.cat.categories.astype(str).isin(known)
+        codes = values.cat.codes.to_numpy()
+        return (codes >= 0) & novel_categories[np.maximum(codes, 0)]
+    return (values.notna() & ~values.astype(str).isin(known)).to_numpy()
+
+
+def _numeric_problems(raw: pd.Series, column: str, limits: Limits | None, problems: _Problems) -> np.ndarray:
+    """The column as float64 (NaN where rejected); records why each bad value is bad."""
+    missing = raw.isna().to_numpy()
+    values = raw if pd.api.types.is_numeric_dtype(raw.dtype) else pd.to_numeric(raw, errors="coerce")
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    problems.add(missing, f"{column}: missing value")
+    problems.add(
+        np.isnan(array),
+        lambda at: [f"{column}: {shown} is not a number" for shown in _shown(raw, at)],
+    )
+    problems.add(np.isinf(array), f"{column}: is not a finite number")
+    if limits is not None:
+        finite = np.isfinite(array)
+        if limits.whole:
+            problems.add(
+                finite & (array != np.floor(array)),
+                lambda at: [f"{column}: {v:g} is not a whole number" for v in array[at]],
+            )
+        for bound, outside in (
+            (limits.minimum, lambda: array < limits.minimum),
+            (limits.maximum, lambda: array > limits.maximum),
+        ):
+            if bound is not None:
+                problems.add(
+                    finite & outside(),
+                    lambda at: [f"{column}: {v:g} is outside {limits.describe()}" for v in array[at]],
+                )
+    return array
+
+
+def validate(
+    frame: pd.DataFrame, schema: InputSchema, first_row: int = 1, row_numbers: np.ndarray | None = None
+) -> Validated:
+    """Check columns, types and ranges; reject bad rows with reasons; never let a leaky column through.
 
     File-level problems (missing columns, no rows) raise SchemaError; row-level problems (a value
-    that is not a number, a missing value, an unseen category under policy "reject") reject that
-    row only.
+    that is not a number or out of range, a missing value, a missing id, an unseen category under
+    policy "reject") reject that row only, with the first problem found. `row_numbers` (1-based
+    records of the file) default to `first_row`, `first_row + 1`, ...
     """
     dropped = [c for c in LEAKY_COLUMNS if c in frame.columns]
     if dropped:
@@ -172,55 +285,56 @@ def validate(frame: pd.DataFrame, schema: InputSchema, first_row: int = 1) -> Va
     if frame.empty:
         raise SchemaError("the input has a header but no rows")
 
-    row_numbers = np.arange(first_row, first_row + len(frame))  # 1-based data rows of the file
-    bad = pd.Series("", index=frame.index, dtype=object)
-
-    def reject(mask: pd.Series, reasons: pd.Series | str) -> pd.Series:
-        """Record the first problem of each row only."""
-        return bad.mask(mask & (bad == ""), reasons)
-
-    numeric: dict[str, pd.Series] = {}
-    for column in (c for c in schema.raw_columns if c not in schema.categories):
-        raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = reject(raw.isna(), f"{column}: missing value")
-        bad = reject(
-            values.isna() & raw.notna(),
-            column + ": " + raw.astype(str).str.slice(0, 40).map(repr) + " is not a number",
-        )
-        numeric[column] = values
+    if row_numbers is None:
+        row_numbers = np.arange(first_row, first_row + len(frame))  # 1-based data rows of the file
+    problems = _Problems(len(frame))
+    has_id = schema.id_column in frame.columns
+    if has_id:
+        problems.add(frame[schema.id_column].isna().to_numpy(), f"{schema.id_column}: missing value")
+    numeric = {
+        column: _numeric_problems(frame[column], column, schema.limits.get(column), problems)
+        for column in schema.raw_columns
+        if column not in schema.categories
+    }
     unseen: dict[str, int] = {}
     for column, known in schema.categories.items():
         values = frame[column]
-        bad = reject(values.isna(), f"{column}: missing value")
-        novel = values.notna() & ~values.astype(str).isin(known)
-        if novel.any():
-            if schema.unseen_policy == "reject":
-                reasons = (
-                    column
-                    + ": category "
-                    + values.astype(str).str.slice(0, 40).map(repr)
-                    + " was not seen in training"
-                )
-                bad = reject(novel, reasons)
-            else:
-                unseen[column] = int(novel.sum())
-    good = (bad == "").to_numpy()
-    clean = frame.loc[good, list(schema.raw_columns)].copy()
-    for column, values in numeric.items():
-        clean[column] = values[good]
+        problems.add(values.isna().to_numpy(), f"{column}: missing value")
+        novel = _not_in(values, known)
+        if not novel.any():
+            continue
+        if schema.unseen_policy == "reject":
+            problems.add(
+                novel,
+                lambda at, c=column, v=values: [
+                    f"{c}: category {shown} was not seen in training" for shown in _shown(v, at)
+                ],
+            )
+        else:
+            unseen[column] = int((novel & ~problems.bad).sum())
+    good = ~problems.bad
+    clean = pd.DataFrame({column: values[good] for column, values in numeric.items()})
     for column in schema.categories:
-        clean[column] = clean[column].astype(str)
-    ids = frame[schema.id_column].to_numpy()[good] if schema.id_column in frame.columns else row_numbers[good]
-    rejected = [(int(n), str(reason)) for n, reason in zip(row_numbers[~good], bad[~good], strict=True)]
-    return Validated(prepare_features(clean), ids, rejected, unseen, dropped)
+        values = frame[column].array[good]  # a Categorical stays one (codes + categories): cheap to feed
+        is_text = isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype) or values.dtype == object
+        clean[column] = values if is_text else values.astype(str)
+    ids = frame[schema.id_column].to_numpy()[good] if has_id else row_numbers[good]
+    return Validated(prepare_features(clean), ids, problems.listed(row_numbers), unseen, dropped)
 
 
 def onnx_feed(features: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarray]:
     """One (n, 1) tensor per model input: float32 numerics, object strings (skl2onnx's per-column inputs)."""
     feed = {c: features[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in schema.numeric}
-    feed |= {c: features[c].to_numpy(dtype=object).reshape(-1, 1) for c in schema.categorical}
+    feed |= {c: _strings(features[c]).reshape(-1, 1) for c in schema.categorical}
     return feed
+
+
+def _strings(values: pd.Series) -> np.ndarray:
+    """An object array of str, as ONNX Runtime takes strings; from a Categorical without new str objects."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories.to_numpy(dtype=object)
+        return categories[values.cat.codes.to_numpy()]
+    return values.to_numpy(dtype=object)
 
 
 def ordered_columns(schema: InputSchema) -> Sequence[str]:

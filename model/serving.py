@@ -38,13 +38,19 @@ class LoadedModel:
         (probabilities,) = self.session.run(["probabilities"], onnx_feed(features, self.schema))
         return probabilities[:, 1]
 
+    def score(
+        self, frame: pd.DataFrame, first_row: int = 1, row_numbers: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Validated]:
+        """Validate raw input rows and score the valid ones: float32 probabilities, in row order."""
+        checked = validate(frame, self.schema, first_row, row_numbers)
+        return self.probabilities(checked.frame), checked
+
     def predict(self, frame: pd.DataFrame, first_row: int = 1) -> tuple[pd.DataFrame, Validated]:
         """Validate raw input rows and score the valid ones: id, probability, decision.
 
         `first_row` is the 1-based row number of the frame's first row in its file (for chunks).
         """
-        checked = validate(frame, self.schema, first_row)
-        probability = self.probabilities(checked.frame)
+        probability, checked = self.score(frame, first_row)
         scored = pd.DataFrame(
             {
                 self.schema.id_column: checked.ids,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from functions import clients
-from functions.blob_io import StagedBlobWriter, ensure_container
+from functions.blob_io import copy_blob, ensure_container
 from functions.export.engine import CSV_CONTENT_TYPE, Exporter, ExportOptions, ProgressCallback, RunReport
 from functions.export.spec import ExportSpec
 from functions.settings import Settings
@@ -48,12 +48,9 @@ def publish_for_scoring(service: BlobServiceClient, csv_path: str, sha256: str, 
     if target.exists() and (target.get_blob_properties().metadata or {}).get("sha256") == sha256:
         log.info("scoring-input/%s is already published with the same content", target_name)
         return False
-    writer = StagedBlobWriter(target)
-    for chunk in service.get_blob_client(EXPORTS_CONTAINER, csv_path).download_blob().chunks():
-        writer.write(chunk)
-    if writer.sha256 != sha256:
-        raise RuntimeError(f"exports/{csv_path} changed while it was being published (sha256 mismatch)")
-    writer.commit(CSV_CONTENT_TYPE, {"sha256": sha256, "source": f"exports/{csv_path}"})
+    source = service.get_blob_client(EXPORTS_CONTAINER, csv_path)
+    metadata = {"sha256": sha256, "source": f"exports/{csv_path}"}
+    copy_blob(source, target, CSV_CONTENT_TYPE, metadata, expect_sha256=sha256)
     log.info("published exports/%s -> scoring-input/%s", csv_path, target_name)
     return True
 

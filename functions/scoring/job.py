@@ -1,0 +1,86 @@
+"""Batch scoring as the functions run it: one input blob, or one shard message, in; an Outcome out.
+
+What is permanent ends the invocation cleanly, recorded where an operator looks: a file that
+cannot be scored goes to `rejected/` with its reason; a malformed message or file name is logged
+as an error. What may pass (storage or network errors, no model at the stage yet) raises, so
+the host retries and finally parks the trigger in its poison queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from azure.storage.blob import BlobClient
+
+from functions.scoring.context import Outcome, ScoringContext
+from functions.scoring.errors import FileRejected, InputChanged
+from functions.scoring.fanout import BadMessageError, ShardTask, plan_fanout, score_shard
+from functions.scoring.outputs import finalize, output_state
+from functions.scoring.paths import InvalidNameError, OutputPaths, input_name
+from functions.scoring.rejection import already_rejected, reject_file
+from functions.scoring.single import score_whole
+from functions.scoring.source import InputBlob
+
+log = logging.getLogger(__name__)
+
+
+def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
+    """Score one input blob with the model at MODEL_STAGE, exactly once per input version."""
+    started = time.time()
+    path = f"{client.container_name}/{client.blob_name}"
+    try:
+        name = input_name(client.blob_name)
+    except InvalidNameError as error:
+        log.error("not scoring %s: %s (rename the file; it was left where it is)", path, error)
+        return Outcome("ignored", path, str(error))
+    try:
+        source = InputBlob.current(client)
+        served = ctx.models.current()
+        if already_rejected(ctx.service, name, source.etag):
+            return Outcome("duplicate", path, "this version of the file was rejected before")
+        paths = OutputPaths(name, served.model.version)
+        state = output_state(ctx.predictions, paths, source.etag)
+        if state == "complete":
+            return Outcome("duplicate", path, f"already scored with version {served.model.version}")
+        if state == "committed":  # a crash between committing the output and writing the manifest
+            manifest = finalize(ctx.predictions, paths, source.etag)
+            return Outcome("recovered", path, "the manifest of a committed output was written", manifest)
+        try:
+            _check_size(source, ctx.options.max_bytes)
+            if source.size > ctx.options.fanout_bytes:
+                return plan_fanout(ctx, source, name, served, started)
+            return score_whole(ctx, source, name, served, started)
+        except FileRejected as rejection:
+            where = reject_file(ctx.service, source, name, rejection, served.describe())
+            return Outcome(
+                "rejected", path, f"{rejection.code}: {rejection.message} -> rejected/{where.folder}"
+            )
+    except InputChanged as change:
+        log.info("not scoring %s: %s", path, change)
+        return Outcome("superseded", path, str(change))
+
+
+def _check_size(source: InputBlob, max_bytes: int) -> None:
+    if source.size == 0:
+        raise FileRejected("empty_file", "the file is empty (0 bytes)")
+    if source.size > max_bytes:
+        raise FileRejected(
+            "too_large",
+            f"the file has {source.size:,} bytes, over the limit of {max_bytes:,} (SCORING_MAX_BYTES)",
+            bytes=source.size,
+            limit_bytes=max_bytes,
+        )
+
+
+def score_shard_message(ctx: ScoringContext, body: str | bytes) -> Outcome:
+    """Score the shard a queue message describes; assemble the output if it was the last one."""
+    try:
+        task = ShardTask.from_json(body)
+    except (BadMessageError, InvalidNameError) as error:
+        log.error("dropping a message from the shard queue: %s", error)
+        return Outcome("ignored", "?", str(error))
+    try:
+        return score_shard(ctx, task)
+    except InputChanged as change:
+        return Outcome("superseded", task.input, str(change))

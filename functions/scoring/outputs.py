@@ -1,0 +1,160 @@
+"""Publishing the outputs of one input version exactly once, whatever the platform delivers.
+
+At-least-once delivery means two invocations may score the same input at once, or one may crash
+half-way and run again. The protocol:
+
+1. Everything is staged as uncommitted blocks first (invisible).
+2. `predictions.csv` is committed **conditionally**: create-only (`If-None-Match: *`), or, when it
+   holds the output of an older version of the same input name, only if it is still that blob
+   (`If-Match`), after deleting the old manifest. The commit carries the manifest draft in the
+   blob's metadata, so the committed blob alone is enough to finish the job.
+3. `_manifest.json` is written create-only from that metadata, by whoever gets there: the
+   invocation that committed, a duplicate that lost the race, or a re-run after a crash between
+   steps 2 and 3. Its presence means the folder is complete.
+
+A loser of the race in step 2 finds the winner's blob and goes straight to step 3.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
+
+from functions.blob_io import delete_if_exists, read_text
+from functions.retry import TransientError
+from functions.scoring.paths import OutputPaths
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+_ETAG_KEY = "input_etag"
+_DRAFT_KEY = "manifest"
+_SHA_KEY = "sha256"
+
+Commit = Callable[[dict[str, str], dict[str, Any]], None]  # (metadata, conditions) -> commit the blob
+
+
+def read_manifest(container: ContainerClient, paths: OutputPaths) -> dict[str, Any] | None:
+    text = read_text(container, paths.manifest)
+    return None if text is None else json.loads(text)
+
+
+def committed_for(container: ContainerClient, paths: OutputPaths, etag: str) -> dict[str, str] | None:
+    """The metadata of predictions.csv if it holds the output of this input version, else None."""
+    try:
+        properties = container.get_blob_client(paths.predictions).get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    metadata = properties.metadata or {}
+    return metadata if metadata.get(_ETAG_KEY) == etag else None
+
+
+def output_state(container: ContainerClient, paths: OutputPaths, etag: str) -> str | None:
+    """'complete' (manifest for this input version), 'committed' (manifest missing), or None."""
+    manifest = read_manifest(container, paths)
+    if manifest is not None and manifest["input"]["etag"] == etag:
+        return "complete"
+    return "committed" if committed_for(container, paths, etag) is not None else None
+
+
+def _encode_draft(draft: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(draft, separators=(",", ":")).encode()).decode()
+
+
+def publish(
+    container: ContainerClient,
+    paths: OutputPaths,
+    etag: str,
+    draft: dict[str, Any],
+    commit_predictions: Commit,
+    commit_rejected: Commit | None,
+    predictions_sha256: str | None = None,
+) -> bool:
+    """Commit staged outputs (steps 1-2); True if this call committed, False if another one had."""
+    if committed_for(container, paths, etag) is not None:
+        return False
+    blob = container.get_blob_client(paths.predictions)
+    try:
+        previous = blob.get_blob_properties().etag
+    except ResourceNotFoundError:
+        previous = None
+    if previous is not None:  # an older version of this input: its manifest goes first
+        delete_if_exists(container, paths.manifest)
+    metadata = {_ETAG_KEY: etag, _DRAFT_KEY: _encode_draft(draft)}
+    if commit_rejected is not None:
+        commit_rejected({_ETAG_KEY: etag}, {})
+    else:
+        delete_if_exists(container, paths.rejected_rows)  # the older version's, if any
+    if predictions_sha256 is not None:
+        metadata[_SHA_KEY] = predictions_sha256
+    conditions: dict[str, Any] = (
+        {"match_condition": MatchConditions.IfMissing}
+        if previous is None
+        else {"etag": previous, "match_condition": MatchConditions.IfNotModified}
+    )
+    try:
+        commit_predictions(metadata, conditions)
+    except (ResourceExistsError, ResourceNotFoundError, HttpResponseError) as error:
+        if isinstance(error, HttpResponseError) and error.status_code not in (409, 412):
+            raise
+        if committed_for(container, paths, etag) is not None:
+            log.info("%s was committed by a concurrent invocation", paths.predictions)
+            return False
+        raise TransientError(f"{paths.predictions} changed while being published; retry") from None
+    return True
+
+
+def finalize(container: ContainerClient, paths: OutputPaths, etag: str) -> dict[str, Any]:
+    """Write `_manifest.json` (step 3) from the committed blob; idempotent; return the manifest."""
+    existing = read_manifest(container, paths)
+    if existing is not None and existing["input"]["etag"] == etag:
+        return existing
+    blob = container.get_blob_client(paths.predictions)
+    properties = blob.get_blob_properties()
+    metadata = properties.metadata or {}
+    if metadata.get(_ETAG_KEY) != etag:
+        raise TransientError(f"{paths.predictions} no longer holds the output of input etag {etag}")
+    manifest = json.loads(base64.b64decode(metadata[_DRAFT_KEY]))
+    sha256 = metadata.get(_SHA_KEY) or _sha256_of(blob, properties.etag)
+    manifest["output"] |= {"bytes": properties.size, "sha256": sha256}
+    text = json.dumps(manifest, indent=2) + "\n"
+    try:
+        container.upload_blob(
+            paths.manifest,
+            text.encode(),
+            overwrite=False,
+            content_settings=ContentSettings(content_type="application/json"),
+        )
+    except ResourceExistsError:
+        winner = read_manifest(container, paths)
+        if winner is None or winner["input"]["etag"] != etag:
+            raise TransientError(f"{paths.manifest} was written for another input version; retry") from None
+        return winner
+    return manifest
+
+
+def _sha256_of(blob: Any, etag: str) -> str:
+    """sha256 of a committed blob, streamed (fan-out outputs are assembled from shards' blocks)."""
+    digest = hashlib.sha256()
+    for chunk in blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json(container: ContainerClient, path: str, document: dict[str, Any]) -> None:
+    """A small JSON document, replaced whole (its content is the same for the same input version)."""
+    container.upload_blob(
+        path,
+        (json.dumps(document, indent=2, default=str) + "\n").encode(),
+        overwrite=True,
+        content_settings=ContentSettings(content_type="application/json"),
+    )

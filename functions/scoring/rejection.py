@@ -1,0 +1,71 @@
+"""A file that cannot be scored goes to `rejected/`, untouched, with an error.json saying why.
+
+The original stays in `scoring-input/` too: nothing is deleted. Fix the file and upload it again
+under the same name (a new version, a new etag): it is scored as a new input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from functions.blob_io import copy_blob, read_text
+from functions.scoring.errors import FileRejected
+from functions.scoring.outputs import CSV_CONTENT_TYPE
+from functions.scoring.paths import REJECTED_CONTAINER, RejectedPaths
+from functions.scoring.source import InputBlob
+
+log = logging.getLogger(__name__)
+ERROR_FORMAT = 1
+
+
+def already_rejected(service: BlobServiceClient, name: str, etag: str) -> bool:
+    paths = RejectedPaths(name, etag)
+    return read_text(service.get_container_client(REJECTED_CONTAINER), paths.error) is not None
+
+
+def reject_file(
+    service: BlobServiceClient,
+    source: InputBlob,
+    name: str,
+    rejection: FileRejected,
+    model: dict[str, Any] | None,
+) -> RejectedPaths:
+    """Copy the input (pinned to its etag) and write error.json last, create-only; idempotent."""
+    paths = RejectedPaths(name, source.etag)
+    container = service.get_container_client(REJECTED_CONTAINER)
+    if read_text(container, paths.error) is not None:
+        return paths
+    copy_blob(
+        source.client,
+        container.get_blob_client(paths.copy),
+        CSV_CONTENT_TYPE,
+        {"source": source.path, "source_etag": paths.folder.rsplit("/", 1)[-1]},
+        source_etag=source.etag,
+    )
+    error = {
+        "format_version": ERROR_FORMAT,
+        "input": {"blob": source.path, "etag": source.etag, "bytes": source.size},
+        "code": rejection.code,
+        "message": rejection.message,
+        "details": rejection.details,
+        "model": model,
+        "copy": f"{REJECTED_CONTAINER}/{paths.copy}",
+        "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    with contextlib.suppress(ResourceExistsError):  # a duplicate invocation recorded the verdict first
+        container.upload_blob(
+            paths.error,
+            (json.dumps(error, indent=2, default=str) + "\n").encode(),
+            overwrite=False,
+            content_settings=ContentSettings(content_type="application/json"),
+        )
+    log.warning("rejected %s (%s): %s -> %s/%s", source.path, rejection.code, rejection.message,
+                REJECTED_CONTAINER, paths.folder)  # fmt: skip
+    return paths
