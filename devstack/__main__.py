@@ -26,8 +26,14 @@ def _host(args: argparse.Namespace) -> int:
         if not functions:
             print(f"error: no function named {args.function}", file=sys.stderr)
             return 2
+    triggers = local_settings.trigger_host()
     if args.watch:
-        runner.run_on_schedule(functions)
+
+        def poll() -> None:
+            for outcome, count in sorted(triggers.run_until_idle(functions).counts.items()):
+                print(f"{count:>5} x {outcome}")
+
+        runner.run_on_schedule(functions, poll=poll)
         return 0
     status = 0
     for function in functions:
@@ -37,7 +43,10 @@ def _host(args: argparse.Namespace) -> int:
             except Exception:
                 logging.exception("%s failed", function.name)
                 status = 1
-    return status
+    delivered = triggers.run_until_idle(functions)
+    for outcome, count in sorted(delivered.counts.items()):
+        print(f"{count:>5} x {outcome}")
+    return 1 if status or any("poisoned" in outcome for outcome in delivered.counts) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("down", help="stop the local Azurite")
     host = commands.add_parser(
-        "host", help="run the function app locally against Azurite and the local database"
+        "host",
+        help="run the function app locally: fire timers once, deliver new blobs and queue messages",
     )
-    host.add_argument("--watch", action="store_true", help="keep running and fire timers on their schedule")
+    host.add_argument(
+        "--watch", action="store_true", help="keep running: timers on schedule, blobs and queues polled"
+    )
     host.add_argument("--function", action="append", help="only this function (repeatable)")
     run = commands.add_parser("exec", help="run a command with the local app settings in its environment")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")

@@ -1,4 +1,4 @@
-"""The README's demo: demo database -> timer function -> CSV files in (emulated) blob storage."""
+"""The README's demo: database -> daily export -> model -> blob-triggered scoring -> summary."""
 
 from __future__ import annotations
 
@@ -83,9 +83,16 @@ def run(rebuild: bool = False, with_model: bool = True) -> int:
     service = BlobServiceClient.from_connection_string(settings["DataLake"])
     show_landed(service, export_date, console)
     if not failed and with_model:
-        from devstack import demo_model
+        from devstack import demo_model, demo_report
 
-        demo_model.run(service, export_date, console)
+        demo_model.train_and_promote(service, export_date, console)
+        console.rule("The blob trigger scores what the export published")
+        delivered = local_settings.trigger_host(settings).run_until_idle(functions)
+        for outcome, count in sorted(delivered.counts.items()):
+            console.print(f"{count:>5} x {outcome}")
+        if not delivered:
+            console.print("nothing new in scoring-input/ (the export published the same bytes as before)")
+        failed = demo_report.summarize(service, export_date, console) is None
     console.print(
         "Azurite keeps running for you to look around (`make stop` stops it). "
         "Explore: `.venv/bin/python -m devstack exec -- .venv/bin/python -m functions export --help`"

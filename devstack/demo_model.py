@@ -1,17 +1,15 @@
-"""The demo's model steps: train on the day's exports, register, promote to dev, score the clients."""
+"""The demo's model steps: train on the day's exports, register, promote to dev."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-import pandas as pd
 from azure.storage.blob import BlobServiceClient
 from rich.console import Console
-from rich.table import Table
 
 from devstack.local_settings import LOCAL_DIR
-from functions.export.job import EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER, published_name
+from functions.export.job import EXPORTS_CONTAINER
 from functions.export.manifest import csv_path
 
 MODEL_NAME = "bank-marketing"
@@ -24,7 +22,8 @@ def _download(service: BlobServiceClient, container: str, blob: str, dest: Path)
     return dest
 
 
-def run(service: BlobServiceClient, export_date: dt.date, console: Console) -> None:
+def train_and_promote(service: BlobServiceClient, export_date: dt.date, console: Console) -> str:
+    """Train on the day's exports, register the model, promote it to dev (gated); the version."""
     from model.data import load_labelled
     from model.registry import PromotionRefused, open_registry
     from model.train import TrainConfig, train
@@ -65,26 +64,4 @@ def run(service: BlobServiceClient, export_date: dt.date, console: Console) -> N
         console.print(f"registered version {version}; dev -> {version} ({verdict})")
     except PromotionRefused as refusal:
         console.print(f"registered version {version}; [yellow]dev not changed[/]: {refusal}")
-
-    console.rule("Score today's published clients with the dev model")
-    model = registry.load(MODEL_NAME, "dev", threads=2)
-    published = _download(
-        service, SCORING_INPUT_CONTAINER, published_name("clients", export_date), work / "input.csv"
-    )
-    scored, checked = model.predict(pd.read_csv(published))
-    scored.insert(3, "model_version", model.version)
-    predictions = work / "predictions.csv"
-    scored.to_csv(predictions, index=False)
-    summary = Table(
-        title=f"Top clients to call (model {MODEL_NAME} v{model.version}, threshold {model.threshold:.3f})"
-    )
-    for header in ("client_id", "P(subscribe)"):
-        summary.add_column(header, justify="right")
-    for row in scored.nlargest(5, "probability").itertuples(index=False):
-        summary.add_row(str(row.client_id), f"{row.probability:.1%}")
-    console.print(summary)
-    console.print(
-        f"scored {len(scored):,} clients ({len(checked.rejected)} rejected): expected subscribers "
-        f"{scored['probability'].sum():,.0f}; {int(scored['decision'].sum()):,} to call at the threshold "
-        f"-> {predictions}"
-    )
+    return version

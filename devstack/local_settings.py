@@ -32,6 +32,8 @@ def defaults(
         "EXPORT_SCHEDULE": "0 0 2 * * *",
         "MODEL_NAME": "bank-marketing",
         "MODEL_STAGE": "dev",
+        "SCORING_BLOB_SOURCE": "LogsAndContainerScan",  # Event Grid does not reach this machine
+        "SCORING_QUEUE": "scoring-shards",
     }
 
 
@@ -39,7 +41,9 @@ def resolve(environ: Mapping[str, str] | None = None, **ports: int) -> dict[str,
     """Defaults overlaid with whatever the environment already sets."""
     environ = os.environ if environ is None else environ
     merged = defaults(**ports)
-    merged.update({k: v for k, v in environ.items() if k in merged or k.startswith(("EXPORT_", "DataLake"))})
+    merged.update(
+        {k: v for k, v in environ.items() if k in merged or k.startswith(("EXPORT_", "SCORING_", "DataLake"))}
+    )
     return merged
 
 
@@ -48,3 +52,17 @@ def apply(**ports: int) -> dict[str, str]:
     settings = resolve(**ports)
     os.environ.update(settings)
     return settings
+
+
+def trigger_host(settings: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """A TriggerHost on the local Azurite (the DataLake and host storage are the same account)."""
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    from devstack.triggers import TriggerHost
+
+    connection = (settings or resolve())["DataLake"]
+    return TriggerHost(
+        BlobServiceClient.from_connection_string(connection),
+        QueueServiceClient.from_connection_string(connection),
+    )

@@ -111,24 +111,33 @@ def run_on_schedule(
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     sleep: Callable[[float], None] = time.sleep,
     max_runs: int | None = None,
+    poll: Callable[[], None] | None = None,
+    poll_every_s: float = 5.0,
 ) -> int:
-    """Fire timer functions when their schedule says so; returns how many invocations ran.
+    """Fire timer functions when their schedule says so; returns how many timer invocations ran.
 
-    An invocation that raises is logged and the loop goes on, as the host does.
+    `poll` (delivering new blobs and queue messages) runs at least every `poll_every_s` between
+    timers. An invocation that raises is logged and the loop goes on, as the host does.
     """
     timers = [f for f in functions if f.schedule is not None]
-    if not timers:
+    if not timers and poll is None:
         raise HostError("the app has no timer functions")
     runs = 0
     start = now()
     due = {f.name: f.schedule.next_after(start) for f in timers if f.schedule}
     for f in timers:
         log.info("%s next run at %s", f.name, due[f.name].isoformat())
+    longest_sleep = 60.0 if poll is None else poll_every_s
     while max_runs is None or runs < max_runs:
+        if poll is not None:
+            poll()
+        if not timers:
+            sleep(longest_sleep)
+            continue
         function = min(timers, key=lambda f: due[f.name])
         wait = (due[function.name] - now()).total_seconds()
         if wait > 0:
-            sleep(min(wait, 60.0))
+            sleep(min(wait, longest_sleep))
             continue
         late = -wait > 60
         try:

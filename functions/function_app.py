@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import cache
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob
 
 from functions.export.job import run_export
-from functions.settings import get_settings
+from functions.scoring.context import ScoringContext
+from functions.scoring.job import score_input, score_shard_message
+from functions.scoring.paths import INPUT_CONTAINER
+from functions.settings import DATA_LAKE, get_settings
 
 # Fail at start, naming the bad setting, rather than at the first 02:00 run.
-get_settings()
+settings = get_settings()
 
 app = func.FunctionApp()
 log = logging.getLogger("functions.function_app")
 logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP request at INFO
+
+
+@cache
+def scoring() -> ScoringContext:
+    """One per worker process: storage clients and loaded models stay warm between invocations."""
+    return ScoringContext(get_settings())
 
 
 @app.function_name("daily_export")
@@ -43,3 +54,24 @@ def daily_export(timer: func.TimerRequest) -> None:
     if not report.ok:
         failed = "; ".join(f"{r.name}: {r.error}" for r in report.failed)
         raise RuntimeError(f"daily export {export_date} failed for {len(report.failed)} table(s): {failed}")
+
+
+@app.function_name("score_blob")
+@app.blob_trigger(
+    arg_name="client",
+    path=INPUT_CONTAINER + "/{name}.csv",
+    connection=DATA_LAKE,
+    source=func.BlobSource(settings.scoring.blob_source),
+)
+def score_blob(client: blob.BlobClient) -> None:
+    """Score a new CSV in scoring-input/ (a reference to the blob, streamed: never loaded whole)."""
+    outcome = score_input(scoring(), client)
+    log.info("score_blob %s: %s (%s)", outcome.input, outcome.status, outcome.detail)
+
+
+@app.function_name("score_shard")
+@app.queue_trigger(arg_name="message", queue_name=settings.scoring.queue, connection=DATA_LAKE)
+def score_shard(message: func.QueueMessage) -> None:
+    """Score one shard of a fanned-out input; the last shard assembles the output."""
+    outcome = score_shard_message(scoring(), message.get_body())
+    log.info("score_shard %s: %s (%s)", outcome.input, outcome.status, outcome.detail)

@@ -35,9 +35,10 @@ def _status(value: float) -> str:
     return "alert" if value > PSI_ALERT else "warn" if value > PSI_WARN else "ok"
 
 
-def _shares(counts: dict[str, int] | np.ndarray) -> dict[str, float]:
+def _shares(counts: dict[str, float] | np.ndarray) -> dict[str, float]:
+    """Counts (or proportions) as shares keyed by bin or category."""
     items = counts.items() if isinstance(counts, dict) else enumerate(counts.tolist())
-    pairs = [(str(k), int(v)) for k, v in items]
+    pairs = [(str(k), float(v)) for k, v in items]
     total = sum(v for _, v in pairs)
     return {k: v / total for k, v in pairs} if total else {}
 
