@@ -18,6 +18,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devstack import azurite as azurite_mod
 from devstack.postgres import PostgresCluster, PostgresUnavailableError, start_cluster
+from tests.model_fixtures import Models, build_models
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 logging.getLogger("azure").setLevel(logging.WARNING)
@@ -72,3 +73,9 @@ def sqlite_db(tmp_path: Path) -> Path:
 
 def sqlite_odbc(path: Path) -> str:
     return f"Driver=SQLite3;Database={path};"  # clients.database adds StepAPI=1
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    """Two small real ONNX models (good, bad) and held-out labelled rows; built once per session."""
+    return build_models(tmp_path_factory.mktemp("model-folders"))

@@ -1,6 +1,6 @@
 """The model registry on real storage: a local folder and blob storage on a real Azurite.
 
-Model folders come from two tiny logistic regressions converted to ONNX (no training script):
+Model folders come from two tiny logistic regressions converted to ONNX (tests/model_fixtures.py):
 a "good" one and a deliberately "bad" one fitted on shuffled labels, so the promotion gate has a
 real, large difference to detect on the same held-out rows.
 """
@@ -17,13 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devstack.azurite import Azurite
-from model.artifacts import METADATA_FILE, IntegrityError, artifact_files, sha256_file
+from model.artifacts import METADATA_FILE, IntegrityError, artifact_files
 from model.registry import (
     AlreadyExistsError,
     BlobStore,
@@ -35,87 +33,14 @@ from model.registry import (
     RegistryError,
     open_registry,
 )
-from model.schema import FEATURE_SETS, InputSchema, prepare_features
 from model.serving import load_folder
-
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "data" / "bank_marketing" / "bank_marketing.csv"
-NAME = "bank-marketing"
+from tests.model_fixtures import NAME, Models
+from tests.support import REPO
 
 
 @pytest.fixture(autouse=True)
 def _known_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "tester")  # the default actor of stage records
-
-
-@dataclass(frozen=True)
-class Models:
-    good: Path
-    bad: Path
-    gate: pd.DataFrame  # 2000 held-out labelled rows, raw bank columns + y
-
-
-def _model_folder(folder: Path, pipeline, frame: pd.DataFrame, y: np.ndarray, gate: pd.DataFrame) -> Path:  # type: ignore[no-untyped-def]
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-    from sklearn.metrics import average_precision_score
-
-    fs = FEATURE_SETS["all"]
-    x = frame[list(fs.columns)].copy()
-    x[list(fs.numeric)] = x[list(fs.numeric)].astype(np.float32)
-    pipeline.fit(x, y)
-    initial_types = [(c, FloatTensorType([None, 1])) for c in fs.numeric]
-    initial_types += [(c, StringTensorType([None, 1])) for c in fs.categorical]
-    onx = to_onnx(pipeline, initial_types=initial_types, options={id(pipeline): {"zipmap": False}},
-                  target_opset=17)  # fmt: skip
-    folder.mkdir(parents=True)
-    (folder / "model.onnx").write_bytes(onx.SerializeToString())
-    (folder / "reference.json").write_text("{}")
-    (folder / "model_card.md").write_text(f"# {folder.name}\n")
-    (folder / "plots").mkdir()
-    (folder / "plots" / "roc.png").write_bytes(b"\x89PNG not really " + folder.name.encode())
-    held_out = prepare_features(gate.drop(columns=["y"]))[list(fs.columns)].copy()
-    held_out[list(fs.numeric)] = held_out[list(fs.numeric)].astype(np.float32)
-    pr_auc = average_precision_score(gate["y"] == "yes", pipeline.predict_proba(held_out)[:, 1])
-    metadata = {
-        "name": NAME,
-        "version": None,
-        "threshold": 0.5,
-        "schema": InputSchema.learn(frame, fs).to_dict(),
-        "metrics": {"validation": {"pr_auc": float(pr_auc), "roc_auc": 0.5}},
-        "artifacts": {f: sha256_file(folder / f) for f in artifact_files(folder)},
-    }
-    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-    return folder
-
-
-@pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    raw = pd.read_csv(DATA, sep=";").drop(columns=["duration"]).sample(5000, random_state=7)
-    train, gate = raw.iloc[:3000], raw.iloc[3000:].reset_index(drop=True)
-    y = (train["y"] == "yes").to_numpy()
-    frame = prepare_features(train.drop(columns=["y"]))
-    fs = FEATURE_SETS["all"]
-
-    def pipeline() -> Pipeline:
-        encode = ColumnTransformer([
-            ("num", StandardScaler(), list(fs.numeric)),
-            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(fs.categorical)),
-        ])  # fmt: skip
-        return Pipeline([("encode", encode), ("model", LogisticRegression(C=1.0, max_iter=1000))])
-
-    root = tmp_path_factory.mktemp("model-folders")
-    shuffled = np.random.default_rng(0).permutation(y)
-    return Models(
-        good=_model_folder(root / "good", pipeline(), frame, y, gate),
-        bad=_model_folder(root / "bad", pipeline(), frame, shuffled, gate),
-        gate=gate,
-    )
 
 
 @dataclass
