@@ -124,7 +124,7 @@ class DriftCounts:
             unseen = sorted(set(counter) - set(specs[name]["proportions"]))
             features[name] = {"psi": round(value, 6), "status": _status(value), "unseen": unseen[:20]}
         reference_scores = self.reference.get("scores", {}).get("proportions")
-        scores: dict[str, Any] = {"mean": self.score_sum / self.rows if self.rows else None}
+        scores: dict[str, Any] = {"mean": round(self.score_sum / self.rows, 6) if self.rows else None}
         if reference_scores:
             value = psi(_shares(np.asarray(reference_scores)), _shares(self.scores))
             scores |= {"psi": round(value, 6), "status": _status(value)}

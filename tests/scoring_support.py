@@ -36,11 +36,11 @@ def scoring_env(connection_string: str, **overrides: str) -> dict[str, str]:
     }
 
 
-def serve_model(service: BlobServiceClient, folder: Any) -> str:
+def serve_model(service: BlobServiceClient, folder: Any, name: str = NAME) -> str:
     """Register a model folder in the `models` container and point dev at it; the version."""
     registry = Registry(BlobStore(service.get_container_client(CONTAINER), ensure=True))
-    version = registry.register(folder, NAME)
-    registry.promote(NAME, version, "dev", override_reason="tests")
+    version = registry.register(folder, name)
+    registry.promote(name, version, "dev", override_reason="tests")
     return version
 
 
