@@ -586,8 +586,9 @@ class Report:
         lines += [f"- {name}: {value}" for name, value in self.machine]
         lines += ["", "Command:", "", "```", self.command, "```", ""]
         lines += [
-            "| rows | model | method | seconds | rows/s | peak RSS MB | rows/s vs (b) | speed vs (c) |",
-            "|---:|---|---|---:|---:|---:|---:|---:|",
+            "| rows | model | method | seconds | rows/s | peak RSS MB | RSS before MB | rows/s vs (b) "
+            "| speed vs (c) |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for rows in a.rows:
             for family in self.subjects:
@@ -601,13 +602,15 @@ class Report:
                     speed = f"{c.best.seconds / cell.best.seconds:.2f}x" if c is not None else "n/a"
                     lines.append(
                         f"| {rows:,} | {family} | {METHODS[key].label} | {cell.best.seconds:.2f} "
-                        f"| {cell.rows_per_s():,.0f} | {_fmt(cell.peak_rss_mb, '.0f')} | {share} | {speed} |"
+                        f"| {cell.rows_per_s():,.0f} | {_fmt(cell.peak_rss_mb, '.0f')} "
+                        f"| {_fmt(cell.best.rss_before_mb, '.0f')} | {share} | {speed} |"
                     )
         lines += [
             "",
             "seconds: wall time of the timed part ((a) the `score_input` call, model already loaded; "
             "(b) `probabilities` over every chunk; (c) download to upload); peak RSS: VmHWM of the "
             "method's own process, interpreter, imports and (b)'s whole parsed frame included; "
+            "RSS before: VmRSS just before the timed part (imports, model, (b)'s frame, (c)'s pipeline); "
             "rows/s vs (b): the method's rows/s / (b)'s; speed vs (c): (c)'s seconds / the "
             "method's seconds. Input CSV: "
             + ", ".join(f"{rows:,} rows {size / 1e6:,.0f} MB" for rows, size in self.csv_bytes.items())
@@ -720,6 +723,79 @@ class Report:
             yield f"{rows:,} {family} ({key}) " + ", ".join(f"{r.seconds:.2f}" for r in cell.runs)
 
 
+@dataclass
+class Bench:
+    """What every run of one benchmark session shares: storage, registry, models, the report."""
+
+    args: argparse.Namespace
+    workdir: Path
+    service: Any  # BlobServiceClient of the benchmark's Azurite
+    registry: Any  # model.registry.Registry in that Azurite
+    env: dict[str, str]  # the children's environment
+    report: Report
+
+    def run_row_count(self, rows: int) -> None:
+        """Write and upload the input once, then every round x family x method, then the parity check."""
+        args, report = self.args, self.report
+        csv_path = self.workdir / f"bench-{rows}.csv"
+        base = f"bench-{rows}.csv"
+        step = time.perf_counter()
+        report.csv_bytes[rows] = write_input_csv(args.data, csv_path, rows)
+        _upload_file(self.service, csv_path, base)
+        log.info(
+            "%s rows: %.0f MB CSV written and uploaded in %.1fs",
+            f"{rows:,}",
+            report.csv_bytes[rows] / 1e6,
+            time.perf_counter() - step,
+        )
+        for round_number in range(1, args.repeat + 1):
+            for family, subject in report.subjects.items():
+                self.registry.promote(MODEL_NAME, subject.version, STAGE, override_reason="benchmark")
+                run_name = f"bench-{rows}-{family}-r{round_number}"
+                for key in args.methods:  # interleaved, so drift hits every method alike
+                    paths = {
+                        "workdir": str(self.workdir),
+                        "csv": str(csv_path),
+                        "blob": f"{run_name}.csv" if key == "a" else base,
+                        "output_blob": f"{run_name}.csv",
+                    }
+                    if key == "a":
+                        _fresh_input(self.service, base, paths["blob"], csv_path)
+                    log.info(
+                        "%s rows, %s, round %d/%d: %s",
+                        f"{rows:,}",
+                        family,
+                        round_number,
+                        args.repeat,
+                        METHODS[key].label,
+                    )
+                    result = _run_child(key, subject, rows, args, self.env, paths)
+                    _log_result(rows, result)
+                    report.cells.setdefault((rows, family, key), Cell()).runs.append(result)
+        for family in report.subjects:
+            a, c = report.cell(rows, family, "a"), report.cell(rows, family, "c")
+            if a is not None and c is not None and a.best.output and c.best.output:
+                diff, compared = parity_check(self.service, a.best.output, c.best.output, "client_id")
+                report.parity[(rows, family)] = (diff, compared)
+                log.info(
+                    "%s rows, %s: max |P(a) - P(c)| = %.1e over %s rows", f"{rows:,}", family, diff, compared
+                )
+        csv_path.unlink()
+
+
+def _log_result(rows: int, result: ChildResult) -> None:
+    log.info(
+        "  %.2fs, %s rows/s, peak RSS %s MB (VmHWM; ru_maxrss %s MB, wait4 %s MB); %s MB before timing",
+        result.seconds,
+        f"{rows / result.seconds:,.0f}",
+        _fmt(result.peak_rss_mb, ".0f"),
+        _fmt(result.ru_maxrss_mb, ".0f"),
+        result.extra.get("wait4_maxrss_mb"),
+        _fmt(result.rss_before_mb, ".0f"),
+    )
+    log.info("  %s", {k: v for k, v in result.extra.items() if k != "wait4_maxrss_mb"})
+
+
 def parent_main(args: argparse.Namespace) -> int:
     from azure.storage.blob import BlobServiceClient
 
@@ -750,64 +826,11 @@ def parent_main(args: argparse.Namespace) -> int:
                 ensure_container(service.get_container_client(name))
             registry = Registry(BlobStore(service.get_container_client(CONTAINER), ensure=True))
             subjects = build_subjects(args.families, args.data, workdir, registry)
-            env = dict(os.environ, BENCH_BLOB=azurite.connection_string)
             report = Report(args, machine, command, subjects, {}, {}, {})
-
+            env = dict(os.environ, BENCH_BLOB=azurite.connection_string)
+            bench = Bench(args, workdir, service, registry, env, report)
             for rows in args.rows:
-                csv_path = workdir / f"bench-{rows}.csv"
-                base = f"bench-{rows}.csv"
-                step = time.perf_counter()
-                report.csv_bytes[rows] = write_input_csv(args.data, csv_path, rows)
-                _upload_file(service, csv_path, base)
-                log.info(
-                    "%s rows: %.0f MB CSV written and uploaded in %.1fs",
-                    f"{rows:,}",
-                    report.csv_bytes[rows] / 1e6,
-                    time.perf_counter() - step,
-                )
-                for round_number in range(1, args.repeat + 1):
-                    for family, subject in subjects.items():
-                        registry.promote(MODEL_NAME, subject.version, STAGE, override_reason="benchmark")
-                        run_name = f"bench-{rows}-{family}-r{round_number}"
-                        for key in args.methods:  # interleaved, so drift hits every method alike
-                            paths = {
-                                "workdir": str(workdir),
-                                "csv": str(csv_path),
-                                "blob": f"{run_name}.csv" if key == "a" else base,
-                                "output_blob": f"{run_name}.csv",
-                            }
-                            if key == "a":
-                                _fresh_input(service, base, paths["blob"], csv_path)
-                            log.info(
-                                "%s rows, %s, round %d/%d: %s",
-                                f"{rows:,}",
-                                family,
-                                round_number,
-                                args.repeat,
-                                METHODS[key].label,
-                            )
-                            result = _run_child(key, subject, rows, args, env, paths)
-                            log.info(
-                                "  %.2fs, %s rows/s, peak RSS %s MB (VmHWM; ru_maxrss %s MB, wait4 %s MB)",
-                                result.seconds,
-                                f"{rows / result.seconds:,.0f}",
-                                _fmt(result.peak_rss_mb, ".0f"),
-                                _fmt(result.ru_maxrss_mb, ".0f"),
-                                result.extra.get("wait4_maxrss_mb"),
-                            )
-                            log.info(
-                                "  %s", {k: v for k, v in result.extra.items() if k != "wait4_maxrss_mb"}
-                            )
-                            report.cells.setdefault((rows, family, key), Cell()).runs.append(result)
-                for family in subjects:
-                    a, c = report.cell(rows, family, "a"), report.cell(rows, family, "c")
-                    if a is not None and c is not None and a.best.output and c.best.output:
-                        report.parity[(rows, family)] = parity_check(
-                            service, a.best.output, c.best.output, "client_id"
-                        )
-                        log.info("%s rows, %s: max |P(a) - P(c)| = %.1e over %s rows", f"{rows:,}", family,
-                                 *report.parity[(rows, family)])  # fmt: skip
-                csv_path.unlink()
+                bench.run_row_count(rows)
         finally:
             azurite.stop()
 

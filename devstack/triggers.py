@@ -72,7 +72,7 @@ def path_pattern(path: str) -> tuple[str, re.Pattern[str]]:
     return container, re.compile(f"^{regex}$")
 
 
-def _queue(service: QueueServiceClient, name: str) -> QueueClient:
+def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
     queue = service.get_queue_client(
         name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
     )
@@ -139,7 +139,7 @@ class TriggerHost:
                     continue
                 poison = {"FunctionId": function.name, "BlobType": "BlockBlob", "ContainerName": container,
                           "BlobName": blob.name, "ETag": blob.etag}  # fmt: skip
-                _queue(self.queue_service, BLOB_POISON_QUEUE).send_message(json.dumps(poison))
+                queue_client(self.queue_service, BLOB_POISON_QUEUE).send_message(json.dumps(poison))
                 outcome = "poisoned"
             with contextlib.suppress(ResourceExistsError):
                 receipt.upload_blob(b"", overwrite=False)
@@ -148,7 +148,7 @@ class TriggerHost:
     # ------------------------------------------------------------------------------ queues
 
     def drain_queue(self, function: HostedFunction, deliveries: Deliveries, visibility_s: int = 300) -> None:
-        queue = _queue(self.queue_service, function.binding["queueName"])
+        queue = queue_client(self.queue_service, function.binding["queueName"])
         while True:
             messages = list(queue.receive_messages(max_messages=16, visibility_timeout=visibility_s))
             if not messages:
@@ -170,7 +170,7 @@ class TriggerHost:
                         queue.update_message(message, visibility_timeout=0)  # visible again: retried
                         deliveries.add(function.name, "failed, will retry")
                         continue
-                    _queue(self.queue_service, f"{function.binding['queueName']}-poison").send_message(
+                    queue_client(self.queue_service, f"{function.binding['queueName']}-poison").send_message(
                         message.content
                     )
                     deliveries.add(function.name, "poisoned")

@@ -50,6 +50,8 @@ def app_env(tmp_path: Path, azurite, blob_service) -> Iterator[dict[str, str]]:
         "EXPORT_SCHEDULE": "0 0 2 * * *",
     }
     with pytest.MonkeyPatch.context() as patch:
+        for name in ("SCORING_BLOB_SOURCE", "SCORING_QUEUE", "MODEL_STAGE"):
+            patch.delenv(name, raising=False)  # the defaults are what the metadata test checks
         for key, value in env.items():
             patch.setenv(key, value)
         get_settings.cache_clear()
@@ -64,11 +66,19 @@ def _names(blob_service, container: str) -> list[str]:
 def test_binding_metadata(app_env):
     from functions import function_app
 
-    (function,) = runner.index(function_app.app)
-    trigger = function.get_trigger().get_dict_repr()
-    assert function.get_function_name() == "daily_export"
-    assert trigger["type"] == "timerTrigger" and trigger["schedule"] == "%EXPORT_SCHEDULE%"
-    assert trigger["runOnStartup"] is False and trigger["useMonitor"] is True
+    triggers = {
+        f.get_function_name(): f.get_trigger().get_dict_repr() for f in runner.index(function_app.app)
+    }
+    assert sorted(triggers) == ["daily_export", "score_blob", "score_shard"]
+    timer = triggers["daily_export"]
+    assert timer["type"] == "timerTrigger" and timer["schedule"] == "%EXPORT_SCHEDULE%"
+    assert timer["runOnStartup"] is False and timer["useMonitor"] is True
+    blob = triggers["score_blob"]
+    assert blob["type"] == "blobTrigger" and blob["path"] == "scoring-input/{name}.csv"
+    assert blob["connection"] == "DataLake" and blob["source"] == "EventGrid"  # the default: Flex needs it
+    queue = triggers["score_shard"]
+    assert queue["type"] == "queueTrigger" and queue["queueName"] == "scoring-shards"
+    assert queue["connection"] == "DataLake"
 
 
 def test_timer_function_exports_and_publishes(app_env, blob_service, caplog):
@@ -121,7 +131,7 @@ def test_runner_resolves_bindings_and_fires_on_schedule(app_env, blob_service, m
     monkeypatch.setenv("EXPORT_SCHEDULE", "*/30 * * * * *")
     from functions import function_app
 
-    (hosted,) = runner.discover(function_app.app)
+    (hosted,) = [f for f in runner.discover(function_app.app) if f.trigger_type == "timerTrigger"]
     assert hosted.binding["schedule"] == "*/30 * * * * *" and hosted.trigger_type == "timerTrigger"
 
     clock = [dt.datetime(2026, 11, 22, 1, 59, 50, tzinfo=dt.UTC)]
@@ -135,6 +145,21 @@ def test_runner_resolves_bindings_and_fires_on_schedule(app_env, blob_service, m
     assert slept == [10.0, 30.0]  # 02:00:00, then 02:00:30
     assert hosted.last_fired == dt.datetime(2026, 11, 22, 2, 0, 30, tzinfo=dt.UTC)
     assert len(_names(blob_service, "exports")) == 4
+
+
+def test_runner_polls_between_timers(app_env):
+    from functions import function_app
+
+    timers = [f for f in runner.discover(function_app.app) if f.trigger_type == "timerTrigger"]
+    clock = [dt.datetime(2026, 11, 22, 1, 59, 50, tzinfo=dt.UTC)]
+    polls: list[dt.datetime] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += dt.timedelta(seconds=seconds)
+
+    runner.run_on_schedule(timers, now=lambda: clock[0], sleep=sleep, max_runs=1,
+                           poll=lambda: polls.append(clock[0]), poll_every_s=4)  # fmt: skip
+    assert polls[:3] == [dt.datetime(2026, 11, 22, 1, 59, 50 + s, tzinfo=dt.UTC) for s in (0, 4, 8)]
 
 
 def test_runner_reports_unset_binding_setting(app_env, monkeypatch):
