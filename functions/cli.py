@@ -1,8 +1,8 @@
-"""Operator CLI: `python -m functions export [--table T ...] [--date YYYY-MM-DD]`.
+"""Operator CLI: `python -m functions export [--table T ...] [--date YYYY-MM-DD]`, `... score NAME.csv ...`.
 
-Runs the same job as the timer function, with a progress bar and a summary table. Settings come
-from the environment, exactly as in the Function App (locally: `python -m devstack exec -- ...`).
-Not used by the deployed app (rich is a developer dependency).
+Runs the same jobs as the functions (the export timer, the scoring blob trigger), with progress
+and a summary. Settings come from the environment, exactly as in the Function App (locally:
+`python -m devstack exec -- ...`). Not used by the deployed app (rich is a developer dependency).
 """
 
 from __future__ import annotations
@@ -78,6 +78,31 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.ok else 1
 
 
+_SCORE_OK = {"scored", "recovered", "duplicate", "fanned_out"}
+
+
+def cmd_score(args: argparse.Namespace, console: Console) -> int:
+    """Score blobs of scoring-input/ now, exactly as the blob trigger would (idempotent)."""
+    from functions.scoring.context import ScoringContext
+    from functions.scoring.job import score_input
+    from functions.scoring.paths import INPUT_CONTAINER
+
+    context = ScoringContext(load_settings())
+    status = 0
+    for blob_name in args.blob:
+        blob_name = blob_name.removeprefix(f"{INPUT_CONTAINER}/")
+        with console.status(f"scoring {INPUT_CONTAINER}/{blob_name}"):
+            outcome = score_input(context, context.input_client(blob_name))
+        colour = "green" if outcome.status in _SCORE_OK else "red"
+        console.print(f"{outcome.input}: [{colour}]{outcome.status}[/] {outcome.detail}", soft_wrap=True)
+        if outcome.manifest is not None:
+            console.print(
+                f"  manifest: {outcome.manifest['output']['predictions'].rsplit('/', 1)[0]}/_manifest.json"
+            )
+        status = status or int(outcome.status not in _SCORE_OK)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m functions", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--table", action="append", help="export only this table (repeatable)")
     export.add_argument("--date", type=_date, help="export date folder (default: today, UTC)")
     export.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    score = commands.add_parser(
+        "score", help="score blobs of scoring-input/ now, as the blob trigger does (skips what is done)"
+    )
+    score.add_argument("blob", nargs="+", help="blob name in scoring-input, e.g. clients-2026-11-22.csv")
+    score.add_argument("-v", "--verbose", action="store_true", help="log each step")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
@@ -92,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     console = Console(stderr=False)
     try:
-        return cmd_export(args, console)
+        return cmd_score(args, console) if args.command == "score" else cmd_export(args, console)
     except (SettingsError, UnknownTableError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -56,6 +57,27 @@ def test_cli_exit_codes(cli_env):
     assert no_db.returncode == 2 and "DB_CONNECTION_STRING is missing" in no_db.stdout
 
 
+@pytest.mark.integration
+def test_cli_scores_blobs_as_the_trigger_does(cli_env, blob_service, models):
+    from tests.scoring_support import bank_csv, bank_frame, serve_model, to_csv
+
+    serve_model(blob_service, models.good)
+    container = blob_service.get_container_client("scoring-input")
+    if not container.exists():
+        container.create_container()
+    container.upload_blob("cli-good.csv", bank_csv(25), overwrite=True)
+    container.upload_blob("cli-bad.csv", to_csv(bank_frame(5), sep=";"), overwrite=True)
+    env = {**cli_env, "MODEL_STAGE": "dev"}
+    done = _cli(env, "score", "scoring-input/cli-good.csv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "scoring-input/cli-good.csv: scored 25 rows scored" in done.stdout
+    again = _cli(env, "score", "cli-good.csv", "cli-bad.csv")
+    assert again.returncode == 1
+    assert (
+        "cli-good.csv: duplicate" in again.stdout and "cli-bad.csv: rejected wrong_delimiter" in again.stdout
+    )
+
+
 def test_deployment_package_layout_and_imports(tmp_path: Path):
     dest = build_package(tmp_path / "functionapp")
     files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
@@ -66,7 +88,9 @@ def test_deployment_package_layout_and_imports(tmp_path: Path):
         "functions/__init__.py",
         "functions/settings.py",
         "functions/export/engine.py",
+        "functions/scoring/job.py",
         "model/__init__.py",
+        "model/drift.py",
     ):
         assert required in files
     assert not any(
@@ -80,9 +104,13 @@ def test_deployment_package_layout_and_imports(tmp_path: Path):
         "DataLake": "UseDevelopmentStorage=true",
         "DB_CONNECTION_STRING": "Driver=SQLite3;Database=/nonexistent.db",
     }
-    probe = "import function_app; print([f.get_function_name() for f in function_app.app.get_functions()])"
+    probe = (
+        "import json, sys, function_app; print(json.dumps({'functions': [f.get_function_name() for f in "
+        "function_app.app.get_functions()], 'sklearn': 'sklearn' in sys.modules}))"
+    )
     completed = subprocess.run(
         [sys.executable, "-c", probe], cwd=dest, env=env, capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip() == "['daily_export']"
+    loaded = json.loads(completed.stdout)
+    assert loaded == {"functions": ["daily_export", "score_blob", "score_shard"], "sklearn": False}

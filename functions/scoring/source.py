@@ -36,7 +36,7 @@ class InputBlob:
         try:
             properties = client.get_blob_properties()
         except ResourceNotFoundError:
-            raise InputChanged(f"{client.container_name}/{client.blob_name} no longer exists") from None
+            raise InputChanged(f"{client.container_name}/{client.blob_name} does not exist (deleted?)") from None
         return cls(client, properties.etag, properties.size, properties.last_modified.isoformat())
 
     @property
