@@ -218,3 +218,18 @@ def test_scoring_settings_parse_and_refuse_clearly() -> None:
     ]:
         with pytest.raises(SettingsError, match=f"{key}.*{says}"):
             load_settings({**base, key: value})
+
+
+@pytest.mark.parametrize("chunks", [[b"id,a\r\n1,2\r\n"], [b"id,", b"a\r\n1,", b"2\r\n"]])
+def test_header_is_found_whether_the_download_thread_is_ahead_or_behind(chunks: list[bytes]) -> None:
+    import time
+
+    from functions.scoring.source import CheckedStream
+
+    ahead = CheckedStream(iter(chunks), RecordScanner(1024))
+    deadline = time.monotonic() + 10
+    while ahead._queue.qsize() < min(len(chunks) + 1, 2) and time.monotonic() < deadline:
+        time.sleep(0.005)  # let the download thread get ahead of the reader
+    assert ahead.peek_header() == b"id,a\r\n"
+    assert b"".join(iter(ahead.read, b"")) == b"".join(chunks)
+    ahead.close()

@@ -36,7 +36,9 @@ class InputBlob:
         try:
             properties = client.get_blob_properties()
         except ResourceNotFoundError:
-            raise InputChanged(f"{client.container_name}/{client.blob_name} does not exist (deleted?)") from None
+            raise InputChanged(
+                f"{client.container_name}/{client.blob_name} does not exist (deleted?)"
+            ) from None
         return cls(client, properties.etag, properties.size, properties.last_modified.isoformat())
 
     @property
@@ -136,14 +138,19 @@ class CheckedStream:
 
     def peek_header(self) -> bytes:
         """The first record (the header), read ahead without consuming anything."""
+        assert self.scanner is not None, "the header is found by the scanner"
         buffered = b"".join(self._pending)
-        while self.scanner is not None and self.scanner.header_end is None and not self.finished:
+        # The scanner (on the download thread) may be chunks ahead: read until the header's end is
+        # known *and* buffered here.
+        while not self.finished and (
+            self.scanner.header_end is None or len(buffered) < self.scanner.header_end
+        ):
             chunk = self._next()
             if not chunk:
                 break
             self._pending.append(chunk)
             buffered += chunk
-        end = self.scanner.header_end if self.scanner is not None else None
+        end = self.scanner.header_end
         return buffered if end is None else buffered[:end]
 
     def drain(self) -> None:
