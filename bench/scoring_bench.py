@@ -59,14 +59,12 @@ from typing import Any
 from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_int
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA, _version
+from functions.scoring.paths import INPUT_CONTAINER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "bank-marketing"
 STAGE = "dev"
 FEATURE_SET = "no_calendar"
-INPUT_CONTAINER = (
-    "scoring-input"  # functions.scoring.paths.INPUT_CONTAINER (not imported: keeps the parent light)
-)
 NAIVE_CONTAINER = "naive"
 DEFAULT_ROWS = (1_000_000, 5_000_000)
 DEFAULT_FAMILIES = ("rf", "hgb", "logreg")
