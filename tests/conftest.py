@@ -79,3 +79,11 @@ def sqlite_odbc(path: Path) -> str:
 def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     """Two small real ONNX models (good, bad) and held-out labelled rows; built once per session."""
     return build_models(tmp_path_factory.mktemp("model-folders"))
+
+
+@pytest.fixture(scope="module")
+def served(blob_service: BlobServiceClient, models: Models) -> str:
+    """The good model, registered in the session Azurite's `models` container and served at dev."""
+    from tests.scoring_support import serve_model
+
+    return serve_model(blob_service, models.good)

@@ -26,7 +26,6 @@ from tests.scoring_support import (
     read_blob,
     rejected_rows,
     rejection,
-    serve_model,
     to_csv,
     unique,
     upload,
@@ -34,11 +33,6 @@ from tests.scoring_support import (
 
 pytestmark = pytest.mark.integration
 ROWS = 40
-
-
-@pytest.fixture(scope="module")
-def served(blob_service, models) -> str:
-    return serve_model(blob_service, models.good)
 
 
 @pytest.fixture(scope="module")

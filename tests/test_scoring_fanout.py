@@ -21,7 +21,6 @@ from tests.scoring_support import (
     predictions,
     read_blob,
     rejected_rows,
-    serve_model,
     to_csv,
     unique,
     upload,
@@ -29,11 +28,6 @@ from tests.scoring_support import (
 
 pytestmark = pytest.mark.integration
 ROWS = 600
-
-
-@pytest.fixture(scope="module")
-def served(blob_service, models) -> str:
-    return serve_model(blob_service, models.good)
 
 
 @pytest.fixture
