@@ -175,7 +175,7 @@ class Validated:
     frame: pd.DataFrame  # engineered features, only valid rows, in input order
     ids: np.ndarray  # id of every valid row (client_id, or the 1-based row number)
     rejected: list[tuple[int, str]]  # (1-based row number, reason)
-    unseen: dict[str, int]  # column -> rows with a category not seen in training (policy "ignore")
+    unseen: dict[str, int]  # column -> scored rows with a category not seen in training (policy "ignore")
     dropped_columns: list[str]
 
 
@@ -296,7 +296,7 @@ def validate(
         for column in schema.raw_columns
         if column not in schema.categories
     }
-    unseen: dict[str, int] = {}
+    novel_by_column: dict[str, np.ndarray] = {}
     for column, known in schema.categories.items():
         values = frame[column]
         problems.add(values.isna().to_numpy(), f"{column}: missing value")
@@ -311,8 +311,9 @@ def validate(
                 ],
             )
         else:
-            unseen[column] = int((novel & ~problems.bad).sum())
+            novel_by_column[column] = novel
     good = ~problems.bad
+    unseen = {c: int((novel & good).sum()) for c, novel in novel_by_column.items() if (novel & good).any()}
     clean = pd.DataFrame({column: values[good] for column, values in numeric.items()})
     for column in schema.categories:
         values = frame[column].array[good]  # a Categorical stays one (codes + categories): cheap to feed

@@ -128,6 +128,17 @@ def test_bad_header_is_rejected_before_any_message(ctx: ScoringContext) -> None:
     assert names_under(ctx, REJECTED_CONTAINER, f"{name}/")
 
 
+def test_bad_bytes_anywhere_are_found_by_the_plan_before_any_message(ctx: ScoringContext) -> None:
+    name = unique("planbytes")
+    data = to_csv(bank_frame(ROWS)) + b"601,40,admin.\x00,married\r\n"
+    client = upload(ctx, name, data)
+    outcome = score_input(ctx, client)
+    nul = data.index(b"\x00")
+    assert outcome.status == "rejected" and f"binary: byte {nul} is a NUL byte" in outcome.detail
+    assert _messages(ctx) == []
+    assert names_under(ctx, PREDICTIONS_CONTAINER, f"{name}/") == []
+
+
 def test_all_rows_bad_in_every_shard_rejects_the_file(ctx: ScoringContext, served: str) -> None:
     name = unique("allbad")
     data = to_csv(bank_frame(ROWS).assign(age="unknown"))

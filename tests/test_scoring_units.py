@@ -233,3 +233,15 @@ def test_header_is_found_whether_the_download_thread_is_ahead_or_behind(chunks: 
     assert ahead.peek_header() == b"id,a\r\n"
     assert b"".join(iter(ahead.read, b"")) == b"".join(chunks)
     ahead.close()
+
+
+def test_unseen_categories_are_counted_on_scored_rows_only() -> None:
+    from model.schema import validate
+
+    rows = bank_frame(3).astype(object)
+    rows.loc[0, "job"] = "astronaut"
+    rows.loc[1, "job"] = "astronaut"
+    rows.loc[1, "marital"] = None  # rejected for another column: not an unseen-category row
+    checked = validate(rows, _schema())
+    assert checked.unseen == {"job": 1}
+    assert checked.rejected == [(2, "marital: missing value")]
