@@ -139,6 +139,17 @@ def test_bad_bytes_anywhere_are_found_by_the_plan_before_any_message(ctx: Scorin
     assert names_under(ctx, PREDICTIONS_CONTAINER, f"{name}/") == []
 
 
+def test_a_shard_of_rejected_rows_only_leaves_no_gap(ctx: ScoringContext, served: str) -> None:
+    name = unique("badshard")
+    frame = bank_frame(ROWS).astype(object)
+    frame.loc[:149, "age"] = "n/a"  # the first shards (~100 rows each) have nothing to score
+    score_input(ctx, upload(ctx, name, to_csv(frame)))
+    outcomes = [score_shard_message(ctx, body) for body in _messages(ctx)]
+    assert outcomes[-1].status == "scored"
+    assert predictions(ctx, name, served)["client_id"].astype(int).tolist() == list(range(151, ROWS + 1))
+    assert [row for row, _ in rejected_rows(ctx, name, served)] == list(range(1, 151))
+
+
 def test_all_rows_bad_in_every_shard_rejects_the_file(ctx: ScoringContext, served: str) -> None:
     name = unique("allbad")
     data = to_csv(bank_frame(ROWS).assign(age="unknown"))

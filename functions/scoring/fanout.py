@@ -207,7 +207,8 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
         tally = score_stream(
             stream, header, batch, predictions, rejected, drift, ctx.options.chunk_rows, task.first_row
         )
-        predictions.stage_rest()
+        if predictions.bytes_written:  # a shard of rejected rows only stages nothing (no empty block)
+            predictions.stage_rest()
         if rejected.writer is not None:
             rejected.writer.stage_rest()
     except FileRejected as rejection:
