@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.scoring_bench [--rows 1000000,5000000] [--families rf,hgb,logreg]
                                             [--repeat K] [--methods abc] [--markdown PATH]
 
-Why: issue 4 asks whether the streamed scoring path (`functions/scoring/`) keeps up with the model
-itself and beats the obvious pandas script, in bounded memory. Each method runs in its own fresh
-Python subprocess, so the peak RSS reported is that method's alone:
+Why: the batch-scoring issue asks whether the streamed scoring path (`functions/scoring/`) keeps
+up with the model itself and beats the obvious pandas script, in bounded memory. Each method runs
+in its own fresh Python subprocess, so the peak RSS reported is that method's alone:
 
   (a) ours     `functions.scoring.job.score_input(ctx, blob_client)` with fan-out disabled: Azurite
                ranged download (prefetch thread, byte checks, sha256), pandas chunked parse,
@@ -32,9 +32,9 @@ builds no folder, and needs no byte-identity check (model_bench showed the two a
 pipeline reaches (c)'s process through joblib in the temporary folder: benchmark plumbing only,
 never the serving path. The report also compares (a)'s and (c)'s probabilities on the first rows.
 
-Targets (issue 4), printed as MET/MISSED, never raised: (a) rows/s >= 60 % of (b); (a) >= 3x (c);
-peak RSS of (a) < 400 MB at 5,000,000 rows. The exit status is non-zero only when something
-fails to run.
+Targets (the batch-scoring issue), printed as MET/MISSED, never raised: (a) rows/s >= 60 % of
+(b); (a) >= 3x (c); peak RSS of (a) < 400 MB at 5,000,000 rows. The exit status is non-zero only
+when something fails to run.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ TILE_WRITE_ROWS = 360_000  # rows per write while generating the CSV (10 tiles)
 PARITY_BYTES = 4 * 1024 * 1024  # prefix of both outputs compared for the (a) vs (c) check
 EOL = "\r\n"
 
-# Project targets, stated in issue 4.
+# Project targets, stated in the batch-scoring issue.
 TARGET_SHARE_OF_ONNX = 0.60
 TARGET_SPEEDUP_VS_NAIVE = 3.0
 TARGET_PEAK_RSS_MB = 400.0

@@ -12,6 +12,8 @@ from model.artifacts import REFERENCE_FILE, verify
 from model.registry import NotFoundError, Registry
 from model.serving import LoadedModel
 
+KEEP_LOADED = 3  # versions kept in memory: the serving one, its predecessor, a fan-out still on an older one
+
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -60,6 +62,8 @@ class ModelSource:
                 model = self.registry.load(self.name, version, threads=self.threads)
                 served = ServedModel(model, self._reference(model), stage)
                 self._loaded[version] = served
+                while len(self._loaded) > KEEP_LOADED:  # the oldest loaded first
+                    del self._loaded[next(iter(self._loaded))]
             return served if served.stage == stage else ServedModel(served.model, served.reference, stage)
 
     def _reference(self, model: LoadedModel) -> dict[str, Any]:
