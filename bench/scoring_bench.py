@@ -60,6 +60,7 @@ from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_i
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA, _version
 from functions.scoring.paths import INPUT_CONTAINER
+from functions.settings import ScoringSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "bank-marketing"
@@ -879,8 +880,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--chunk-rows",
         type=positive_int,
-        default=100_000,
-        help="rows per chunk for (a) and (b) (default 100000, SCORING_CHUNK_ROWS' default)",
+        default=ScoringSettings.chunk_rows,
+        help="rows per chunk for (a) and (b) (default: SCORING_CHUNK_ROWS' default)",
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bank CSV (default: the repo's)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report to PATH")

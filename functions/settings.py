@@ -59,7 +59,7 @@ class ScoringSettings:
     """How the blob-triggered batch scoring reads, splits and scores its inputs."""
 
     blob_source: str = "EventGrid"
-    chunk_rows: int = 100_000
+    chunk_rows: int = 50_000  # ~120 MB of transient memory per chunk of bank rows: 400 MB peak holds
     max_bytes: int = 10 * 1024 * MIB
     max_record_bytes: int = MIB
     fanout_bytes: int = 256 * MIB
@@ -195,7 +195,7 @@ def _scoring(env: Mapping[str, str]) -> ScoringSettings:
         )
     return ScoringSettings(
         blob_source=source,
-        chunk_rows=_int(env, "SCORING_CHUNK_ROWS", 100_000, 10, 1_000_000),
+        chunk_rows=_int(env, "SCORING_CHUNK_ROWS", ScoringSettings.chunk_rows, 10, 1_000_000),
         max_bytes=_size(env, "SCORING_MAX_BYTES", 10 * 1024 * MIB),
         max_record_bytes=_size(env, "SCORING_MAX_RECORD_BYTES", MIB),
         fanout_bytes=_size(env, "SCORING_FANOUT_BYTES", 256 * MIB),

@@ -179,9 +179,12 @@ class Validated:
     dropped_columns: list[str]
 
 
-def prepare_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Feature engineering shared by training and serving: the `pdays` sentinel becomes a flag."""
-    out = frame.copy()
+def prepare_features(frame: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
+    """Feature engineering shared by training and serving: the `pdays` sentinel becomes a flag.
+
+    `copy=False` changes `frame` itself (for a frame the caller has just built).
+    """
+    out = frame.copy() if copy else frame
     if "pdays" in out:
         pdays = pd.to_numeric(out["pdays"])
         out[PREVIOUSLY_CONTACTED] = (pdays != PDAYS_NEVER).astype("int64")
@@ -320,7 +323,7 @@ def validate(
         is_text = isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype) or values.dtype == object
         clean[column] = values if is_text else values.astype(str)
     ids = frame[schema.id_column].to_numpy()[good] if has_id else row_numbers[good]
-    return Validated(prepare_features(clean), ids, problems.listed(row_numbers), unseen, dropped)
+    return Validated(prepare_features(clean, copy=False), ids, problems.listed(row_numbers), unseen, dropped)
 
 
 def onnx_feed(features: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarray]:
