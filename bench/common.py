@@ -6,6 +6,11 @@ import argparse
 import logging
 import os
 import platform
+import resource
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -51,3 +56,48 @@ def emit(text: str, markdown: str | None, log: logging.Logger) -> None:
     if markdown:
         Path(markdown).write_text(text)
         log.info("wrote %s", markdown)
+
+
+def package_version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine_facts(packages: Sequence[str] = (), *extra: tuple[str, str]) -> list[tuple[str, str]]:
+    """The facts every report starts with: cores, CPU, memory, OS, Python, then package versions."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [
+        ("CPUs (nproc)", str(cpus)),
+        ("CPU model", cpu_model()),
+        ("memory", mem_total_gb()),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", platform.python_version()),
+        *((package, package_version(package)) for package in packages),
+        *extra,
+    ]
+
+
+def command_line(module: str) -> str:
+    """How this run was started, with the interpreter shown relative to the working folder."""
+    python = Path(sys.executable)
+    shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
+    return shlex.join([shown, "-m", module, *sys.argv[1:]])
+
+
+def run_child(command: Sequence[str], cwd: Path, env: dict[str, str], what: str) -> resource.struct_rusage:
+    """Run a method's child process to the end; its resource usage (ru_maxrss is only an upper bound)."""
+    process = subprocess.Popen(command, cwd=cwd, env=env)  # stderr inherited: the child's log lines
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    returncode = os.waitstatus_to_exitcode(status)
+    if returncode != 0:
+        raise RuntimeError(f"{what} failed with exit status {returncode}; see the log above")
+    return usage

@@ -28,9 +28,7 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -40,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_int
+from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = "bench"
@@ -349,13 +347,6 @@ def _azurite_version() -> str:
         return "unknown"
 
 
-def _command_line() -> str:
-    """How this run was started, with the interpreter shown relative to the working folder."""
-    python = Path(sys.executable)
-    shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
-    return shlex.join([shown, "-m", "bench.export_bench", *sys.argv[1:]])
-
-
 def _run_child(key: str, rows: int, env: dict[str, str], workdir: Path, profile: str | None) -> ChildResult:
     result_path = workdir / f"result-{key}.json"
     result_path.unlink(missing_ok=True)
@@ -372,16 +363,7 @@ def _run_child(key: str, rows: int, env: dict[str, str], workdir: Path, profile:
     ]
     if profile and key == "a":
         args += ["--profile", profile]
-    process = subprocess.Popen(args, cwd=REPO_ROOT, env=env)  # stderr inherited: the child's log lines
-    try:
-        _, status, usage = os.wait4(process.pid, 0)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"method ({key}) failed with exit status {process.returncode}; see the log above")
+    usage = run_child(args, REPO_ROOT, env, f"method ({key})")
     data = json.loads(result_path.read_text())
     result = ChildResult(**data)
     result.extra["wait4_maxrss_mb"] = round(_ru_maxrss_mb(usage), 1)
@@ -502,21 +484,14 @@ def _machine(psql: Sequence[str], driver: str, pyodbc_version: str) -> list[tupl
         ).stdout.strip()
     except subprocess.CalledProcessError:
         pandas_version = "not installed"
-    return [
-        (
-            "CPUs (nproc)",
-            str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
-        ),
-        ("CPU model", cpu_model()),
-        ("memory", mem_total_gb()),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", platform.python_version()),
+    return machine_facts(
+        (),
         ("pyodbc", pyodbc_version),
         ("pandas", pandas_version),
         ("PostgreSQL", _psql(psql, "SHOW server_version")),
         ("ODBC driver", driver),
         ("Azurite", _azurite_version()),
-    ]
+    )
 
 
 def parent_main(args: argparse.Namespace) -> int:
@@ -531,7 +506,7 @@ def parent_main(args: argparse.Namespace) -> int:
     keys = [k for k in "asbcd" if k in args.methods]
     if not keys or set(args.methods) - set(METHODS):
         raise SystemExit("--methods takes letters among a, s, b, c, d, e.g. --methods ac")
-    command = _command_line()
+    command = command_line("bench.export_bench")
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
         workdir = Path(tmp)
         log.info("starting PostgreSQL and Azurite")

@@ -41,10 +41,7 @@ import argparse
 import gc
 import json
 import logging
-import os
-import platform
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -58,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_int
+from bench.common import command_line, emit, load_average, machine_facts, positive_int
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "data" / "bank_marketing" / "bank_marketing.csv"
@@ -595,37 +592,6 @@ def import_time(module: str) -> ImportTime:
     return ImportTime(module, min(cumulative), min(wall), min(bare), pulls_sklearn)
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def _machine() -> list[tuple[str, str]]:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [
-        ("CPUs (nproc)", str(cpus)),
-        ("CPU model", cpu_model()),
-        ("memory", mem_total_gb()),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", platform.python_version()),
-        *(
-            (package, _version(package))
-            for package in ("onnxruntime", "scikit-learn", "skl2onnx", "numpy", "pandas")
-        ),
-    ]
-
-
-def _command_line() -> str:
-    """How this run was started, with the interpreter shown relative to the working folder."""
-    python = Path(sys.executable)
-    shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
-    return shlex.join([shown, "-m", "bench.model_bench", *sys.argv[1:]])
-
-
 def _rate(rows: int, runs: list[float]) -> str:
     return f"{rows / min(runs):,.0f}" if runs else "n/a"
 
@@ -800,8 +766,8 @@ class Report:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    command = _command_line()
-    machine = _machine()
+    command = command_line("bench.model_bench")
+    machine = machine_facts(("onnxruntime", "scikit-learn", "skl2onnx", "numpy", "pandas"))
     load_before = load_average()
 
     from model.train import TrainConfig

@@ -45,9 +45,6 @@ import io
 import json
 import logging
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,9 +53,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_model, emit, load_average, mem_total_gb, positive_int
+from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
-from bench.model_bench import DEFAULT_DATA, _version
+from bench.model_bench import DEFAULT_DATA
 from functions.scoring.paths import INPUT_CONTAINER
 from functions.settings import ScoringSettings
 
@@ -452,29 +449,6 @@ def parity_check(service: Any, ours: str, naive: str, id_column: str) -> tuple[f
     return float((joined["probability_a"] - joined["probability_c"]).abs().max()), len(joined)
 
 
-def _command_line() -> str:
-    """How this run was started, with the interpreter shown relative to the working folder."""
-    python = Path(sys.executable)
-    shown = str(python.relative_to(Path.cwd())) if python.is_relative_to(Path.cwd()) else str(python)
-    return shlex.join([shown, "-m", "bench.scoring_bench", *sys.argv[1:]])
-
-
-def _machine() -> list[tuple[str, str]]:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [
-        ("CPUs (nproc)", str(cpus)),
-        ("CPU model", cpu_model()),
-        ("memory", mem_total_gb()),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", platform.python_version()),
-        *(
-            (package, _version(package))
-            for package in ("onnxruntime", "scikit-learn", "pandas", "pyarrow", "numpy", "azure-storage-blob")
-        ),
-        ("Azurite", _azurite_version()),
-    ]
-
-
 def _run_child(
     key: str,
     subject: Subject,
@@ -514,16 +488,7 @@ def _run_child(
         "--child-result",
         str(result_path),
     ]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env)  # stderr inherited: the child's log lines
-    try:
-        _, status, usage = os.wait4(process.pid, 0)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"method ({key}) failed with exit status {process.returncode}; see the log above")
+    usage = run_child(command, REPO_ROOT, env, f"method ({key})")
     result = ChildResult(**json.loads(result_path.read_text()))
     result.extra["wait4_maxrss_mb"] = round(_ru_maxrss_mb(usage), 1)
     return result
@@ -811,8 +776,11 @@ def parent_main(args: argparse.Namespace) -> int:
     args.methods = "".join(k for k in METHODS if k in args.methods)
     args.rows = sorted(set(args.rows))
     started = time.perf_counter()
-    command = _command_line()
-    machine = _machine()
+    command = command_line("bench.scoring_bench")
+    machine = machine_facts(
+        ("onnxruntime", "scikit-learn", "pandas", "pyarrow", "numpy", "azure-storage-blob"),
+        ("Azurite", _azurite_version()),
+    )
     load_before = load_average()
 
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmp:
