@@ -250,3 +250,24 @@ def test_conditional_commit_lets_exactly_one_of_two_racers_win(ctx: ScoringConte
     assert commits == [{"match_condition": MatchConditions.IfMissing}]
     assert read_blob(ctx, PREDICTIONS_CONTAINER, paths.predictions).endswith(b"1,0.5\r\n")
     assert finalize(container, paths, etag)["output"]["sha256"] == winner.sha256
+
+
+def test_a_stale_version_never_replaces_the_output_of_a_newer_one(
+    ctx: ScoringContext, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique("stale")
+    client = upload(ctx, name, bank_csv(20))
+    real = single.publish
+    newer: list[str] = []
+
+    def newer_version_lands_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not newer:  # while version 1 is about to publish, version 2 arrives and is scored
+            newer.append(client.upload_blob(bank_csv(30), overwrite=True)["etag"])
+            assert score_input(ctx, client).status == "scored"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(single, "publish", newer_version_lands_first)
+    stale = score_input(ctx, client)
+    assert stale.status == "superseded" and "replaced by a newer version" in stale.detail
+    manifest = _assert_complete(ctx, name, served, 30)
+    assert manifest["input"]["etag"] == newer[0]

@@ -294,7 +294,10 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
         log.warning(
             "%s: shards read %d rows, the plan counted %d", task.input, tally.rows_in, task.input_rows
         )
-    outcome = _publish(ctx, task, served, results, tally, drift)
+    try:
+        outcome = _publish(ctx, task, served, results, tally, drift)
+    except InputChanged as change:
+        outcome = Outcome("superseded", task.input, str(change))
     _tidy(container, task)
     return outcome
 
@@ -351,7 +354,13 @@ def _publish(
                       metadata, **conditions)  # fmt: skip
 
     committed = publish(
-        container, paths, task.etag, draft, commit_predictions, commit_rejected if rejected_blocks else None
+        container,
+        paths,
+        task.etag,
+        draft,
+        commit_predictions,
+        commit_rejected if rejected_blocks else None,
+        still_current=source.check_current,
     )
     manifest = finalize(container, paths, task.etag)
     status = "scored" if committed else "duplicate"

@@ -78,8 +78,13 @@ def publish(
     commit_predictions: Commit,
     commit_rejected: Commit | None,
     predictions_sha256: str | None = None,
+    still_current: Callable[[], None] | None = None,
 ) -> bool:
-    """Commit staged outputs (steps 1-2); True if this call committed, False if another one had."""
+    """Commit staged outputs (steps 1-2); True if this call committed, False if another one had.
+
+    `still_current` raises if the input has been replaced meanwhile: it runs before anything is
+    replaced, so a stale version never overwrites the output of a newer one.
+    """
     if committed_for(container, paths, etag) is not None:
         return False
     blob = container.get_blob_client(paths.predictions)
@@ -87,7 +92,9 @@ def publish(
         previous = blob.get_blob_properties().etag
     except ResourceNotFoundError:
         previous = None
-    if previous is not None:  # an older version of this input: its manifest goes first
+    if still_current is not None:
+        still_current()
+    if previous is not None:  # another version of this input: its manifest goes first
         delete_if_exists(container, paths.manifest)
     metadata = {_ETAG_KEY: etag, _DRAFT_KEY: _encode_draft(draft)}
     if commit_rejected is not None:

@@ -97,6 +97,7 @@ def score_whole(
             commit_predictions,
             commit_rejected if rejected.writer is not None else None,
             predictions.sha256,
+            source.check_current,
         )
         manifest = finalize(container, paths, source.etag)
     except BaseException:

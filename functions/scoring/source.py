@@ -45,6 +45,11 @@ class InputBlob:
     def path(self) -> str:
         return f"{self.client.container_name}/{self.client.blob_name}"
 
+    def check_current(self) -> None:
+        """Raise InputChanged if a newer version replaced this one (its output must not win)."""
+        if InputBlob.current(self.client).etag != self.etag:
+            raise InputChanged(f"{self.path} was replaced by a newer version (etag {self.etag} is stale)")
+
 
 def download_chunks(
     source: InputBlob, start: int = 0, end: int | None = None, chunk_bytes: int = CHUNK_BYTES
