@@ -330,6 +330,7 @@ def _publish(
         rejected_header_block.stage_rest()
         rejected_blocks = rejected_header_block.block_ids + rejected_blocks
     tally.seconds["publish"] += time.perf_counter() - started
+    source.check_current()  # a stale version writes no drift report either
     drift_at = ctx.write_drift(task.name, served, source, drift, task.scored_at)
     draft = manifest_draft(
         source=source,

@@ -66,6 +66,7 @@ def score_whole(
         )
         stream.drain()  # the parser stops at the last row; the checks must see the very end
         check_rows(tally)
+        source.check_current()  # a stale version writes no drift report either
         drift_at = ctx.write_drift(name, served, source, drift, scored_at)
         started_publish = time.perf_counter()
         predictions.stage_rest()
