@@ -22,7 +22,7 @@ from functions.export.job import published_name
 from functions.scoring.paths import MANIFEST_FILE, MONITORING_CONTAINER, PREDICTIONS_CONTAINER
 
 TOP = 10
-BINS = np.linspace(0.0, 1.0, 51)
+BINS = np.linspace(0.0, 1.0, 201)  # fine bins; the plot shows the occupied range
 
 
 def _newest_manifest(service: BlobServiceClient, name: str) -> dict[str, Any] | None:
@@ -52,8 +52,10 @@ def _plot(histogram: np.ndarray, threshold: float, title: str, path: Path) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    last = int(np.flatnonzero(histogram).max(initial=0)) + 2  # crop the empty right tail
+    upper = min(len(histogram), max(last, int(threshold / BINS[1]) + 2))
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    axes.bar(BINS[:-1], histogram, width=np.diff(BINS), align="edge", color="#4477aa")
+    axes.bar(BINS[:upper], histogram[:upper], width=BINS[1], align="edge", color="#4477aa")
     axes.axvline(threshold, color="#cc3311", linestyle="--", label=f"call threshold {threshold:.3f}")
     axes.set_xlabel("P(subscribe)")
     axes.set_ylabel("clients")
