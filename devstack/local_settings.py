@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devstack import azurite
 from devstack.demo_data import sqlite_connection_string
+
+if TYPE_CHECKING:
+    from devstack.triggers import TriggerHost
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = REPO_ROOT / ".local"
@@ -54,7 +58,7 @@ def apply(**ports: int) -> dict[str, str]:
     return settings
 
 
-def trigger_host(settings: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
+def trigger_host(settings: Mapping[str, str] | None = None) -> TriggerHost:
     """A TriggerHost on the local Azurite (the DataLake and host storage are the same account)."""
     from azure.storage.blob import BlobServiceClient
     from azure.storage.queue import QueueServiceClient

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from functions import clients
 from functions.blob_io import ensure_container
@@ -79,7 +79,7 @@ class ScoringContext:
     def predictions(self) -> ContainerClient:
         return self.service.get_container_client(PREDICTIONS_CONTAINER)
 
-    def input_client(self, blob_name: str):  # type: ignore[no-untyped-def]
+    def input_client(self, blob_name: str) -> BlobClient:
         return self.service.get_blob_client(INPUT_CONTAINER, blob_name)
 
     @cached_property
