@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobClient, ContainerClient
 
 from functions.blob_io import StagedBlobWriter, commit_blocks, read_text
 from functions.scoring.context import Outcome, ScoringContext, manifest_draft, now_iso
@@ -302,6 +302,14 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
     return outcome
 
 
+def _stage_header(blob: BlobClient, run: str, header: bytes) -> list[str]:
+    """Stage a CSV header as part 0 of a fanned-out blob; its block ids (the shards' come after)."""
+    writer = StagedBlobWriter(blob, block_prefix=block_prefix(run, 0))
+    writer.write(header)
+    writer.stage_rest()
+    return writer.block_ids
+
+
 def _publish(
     ctx: ScoringContext,
     task: ShardTask,
@@ -315,20 +323,14 @@ def _publish(
     source = task.source(ctx)
     id_column = results[0]["id_column"]
     started = time.perf_counter()
-    header_block = StagedBlobWriter(
-        container.get_blob_client(paths.predictions), block_prefix=block_prefix(task.run, 0)
+    blocks = _stage_header(
+        container.get_blob_client(paths.predictions), task.run, prediction_header(id_column)
     )
-    header_block.write(prediction_header(id_column))
-    header_block.stage_rest()
-    blocks = header_block.block_ids + [b for r in results for b in r["blocks"]]
+    blocks += [b for r in results for b in r["blocks"]]
     rejected_blocks = [b for r in results for b in r["rejected_blocks"]]
     if rejected_blocks:
-        rejected_header_block = StagedBlobWriter(
-            container.get_blob_client(paths.rejected_rows), block_prefix=block_prefix(task.run, 0)
-        )
-        rejected_header_block.write(rejected_header())
-        rejected_header_block.stage_rest()
-        rejected_blocks = rejected_header_block.block_ids + rejected_blocks
+        header = _stage_header(container.get_blob_client(paths.rejected_rows), task.run, rejected_header())
+        rejected_blocks = header + rejected_blocks
     tally.seconds["publish"] += time.perf_counter() - started
     source.check_current()  # a stale version writes no drift report either
     drift_at = ctx.write_drift(task.name, served, source, drift, task.scored_at)

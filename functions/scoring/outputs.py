@@ -26,7 +26,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.storage.blob import BlobProperties, ContainerClient, ContentSettings
 
 from functions.blob_io import delete_if_exists, read_text
 from functions.retry import TransientError
@@ -48,14 +48,21 @@ def read_manifest(container: ContainerClient, paths: OutputPaths) -> dict[str, A
     return None if text is None else json.loads(text)
 
 
-def committed_for(container: ContainerClient, paths: OutputPaths, etag: str) -> dict[str, str] | None:
-    """The metadata of predictions.csv if it holds the output of this input version, else None."""
+def _predictions_properties(container: ContainerClient, paths: OutputPaths) -> BlobProperties | None:
     try:
-        properties = container.get_blob_client(paths.predictions).get_blob_properties()
+        return container.get_blob_client(paths.predictions).get_blob_properties()
     except ResourceNotFoundError:
         return None
-    metadata = properties.metadata or {}
-    return metadata if metadata.get(_ETAG_KEY) == etag else None
+
+
+def _holds(properties: BlobProperties | None, etag: str) -> bool:
+    """Whether a predictions.csv (its properties) holds the output of this input version."""
+    return properties is not None and (properties.metadata or {}).get(_ETAG_KEY) == etag
+
+
+def committed_for(container: ContainerClient, paths: OutputPaths, etag: str) -> bool:
+    """Whether predictions.csv holds the output of this input version."""
+    return _holds(_predictions_properties(container, paths), etag)
 
 
 def output_state(container: ContainerClient, paths: OutputPaths, etag: str) -> str | None:
@@ -63,7 +70,7 @@ def output_state(container: ContainerClient, paths: OutputPaths, etag: str) -> s
     manifest = read_manifest(container, paths)
     if manifest is not None and manifest["input"]["etag"] == etag:
         return "complete"
-    return "committed" if committed_for(container, paths, etag) is not None else None
+    return "committed" if committed_for(container, paths, etag) else None
 
 
 def _encode_draft(draft: dict[str, Any]) -> str:
@@ -85,13 +92,10 @@ def publish(
     `still_current` raises if the input has been replaced meanwhile: it runs before anything is
     replaced, so a stale version never overwrites the output of a newer one.
     """
-    if committed_for(container, paths, etag) is not None:
+    existing = _predictions_properties(container, paths)
+    if _holds(existing, etag):
         return False
-    blob = container.get_blob_client(paths.predictions)
-    try:
-        previous = blob.get_blob_properties().etag
-    except ResourceNotFoundError:
-        previous = None
+    previous = existing.etag if existing is not None else None
     if still_current is not None:
         still_current()
     if previous is not None:  # another version of this input: its manifest goes first
@@ -113,7 +117,7 @@ def publish(
     except (ResourceExistsError, ResourceNotFoundError, HttpResponseError) as error:
         if isinstance(error, HttpResponseError) and error.status_code not in (409, 412):
             raise
-        if committed_for(container, paths, etag) is not None:
+        if committed_for(container, paths, etag):
             log.info("%s was committed by a concurrent invocation", paths.predictions)
             return False
         raise TransientError(f"{paths.predictions} changed while being published; retry") from None
