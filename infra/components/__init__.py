@@ -1,0 +1,1 @@
+"""Component resources of the Pulumi program, one per concern."""

@@ -1,0 +1,158 @@
+"""FunctionApp: Flex Consumption plan, the app with its identity and settings, its host storage.
+
+Every connection is identity-based: `AzureWebJobsStorage__*` and `DataLake__*` name service
+URIs, the database connection string is a Key Vault reference, and no storage key exists to leak
+(shared keys are off on every account).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.keyvault as keyvault
+import pulumi_azure_native.web as web
+
+from infra.components.storage import private_container, secure_account
+from infra.config import AppSettings
+from infra.roles import SHARD_QUEUE
+
+PYTHON_VERSION = "3.11"
+PACKAGE_CONTAINER = "app-package"
+DB_SECRET_NAME = "db-connection-string"  # noqa: S105 (the name, not the value)
+
+
+@dataclass(frozen=True)
+class FunctionAppArgs:
+    app_name: str
+    plan_name: str
+    host_storage_name: str
+    resource_group_name: pulumi.Input[str]
+    location: str
+    data_lake_blob_endpoint: pulumi.Input[str]
+    data_lake_queue_endpoint: pulumi.Input[str]
+    app_insights_connection_string: pulumi.Input[str]
+    vault_name: pulumi.Input[str]
+    vault_uri: pulumi.Input[str]
+    db_connection_string: pulumi.Input[str]
+    settings: AppSettings
+    max_instances: int
+    instance_memory_mb: int
+    tags: dict[str, str]
+    subnet_id: pulumi.Input[str] | None = None
+
+
+def app_settings(args: FunctionAppArgs, host_blob: pulumi.Input[str], host_queue: pulumi.Input[str]) -> dict:
+    """The settings contract (functions/settings.py) as the cloud sets it."""
+    return {
+        "AzureWebJobsStorage__blobServiceUri": host_blob,
+        "AzureWebJobsStorage__queueServiceUri": host_queue,
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "DataLake__blobServiceUri": args.data_lake_blob_endpoint,
+        "DataLake__queueServiceUri": args.data_lake_queue_endpoint,
+        "DataLake__credential": "managedidentity",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": args.app_insights_connection_string,
+        "DB_CONNECTION_STRING": pulumi.Output.concat(
+            "@Microsoft.KeyVault(SecretUri=", args.vault_uri, "secrets/", DB_SECRET_NAME, "/)"
+        ),
+        "EXPORT_TABLES": args.settings.export_tables,
+        "EXPORT_PUBLISH_TABLES": args.settings.export_publish_tables,
+        "EXPORT_SCHEDULE": args.settings.export_schedule,
+        "MODEL_NAME": args.settings.model_name,
+        "MODEL_STAGE": args.settings.model_stage,
+        "SCORING_BLOB_SOURCE": "EventGrid",
+        "SCORING_QUEUE": SHARD_QUEUE,
+    }
+
+
+class FunctionApp(pulumi.ComponentResource):
+    site: web.WebApp
+    principal_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: FunctionAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:azure:FunctionApp", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.host_storage = secure_account(
+            f"{name}-host-storage",
+            account_name=args.host_storage_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku="Standard_LRS",
+            purpose="function-host",
+            tags=args.tags,
+            parent=self,
+        )
+        self.package_container = private_container(
+            f"{name}-package-container",
+            account=self.host_storage,
+            container_name=PACKAGE_CONTAINER,
+            resource_group_name=args.resource_group_name,
+            parent=self,
+        )
+        self.db_secret = keyvault.Secret(
+            f"{name}-db-connection-string",
+            secret_name=DB_SECRET_NAME,
+            vault_name=args.vault_name,
+            resource_group_name=args.resource_group_name,
+            properties=keyvault.SecretPropertiesArgs(
+                value=pulumi.Output.secret(args.db_connection_string), content_type="text/plain"
+            ),
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["properties"]),
+        )
+        plan = web.AppServicePlan(
+            f"{name}-plan",
+            name=args.plan_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="functionapp",
+            reserved=True,  # Linux
+            sku=web.SkuDescriptionArgs(name="FC1", tier="FlexConsumption"),
+            tags=args.tags,
+            opts=child,
+        )
+        endpoints = self.host_storage.primary_endpoints
+        settings = app_settings(args, endpoints.blob, endpoints.queue)
+        self.site = web.WebApp(
+            f"{name}-site",
+            name=args.app_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="functionapp,linux",
+            server_farm_id=plan.id,
+            https_only=True,
+            client_cert_enabled=False,
+            public_network_access="Enabled",  # Event Grid delivers blob events over HTTPS
+            identity=web.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            key_vault_reference_identity="SystemAssigned",
+            virtual_network_subnet_id=args.subnet_id,
+            function_app_config=web.FunctionAppConfigArgs(
+                deployment=web.FunctionsDeploymentArgs(
+                    storage=web.FunctionsDeploymentStorageArgs(
+                        type="blobContainer",
+                        value=pulumi.Output.concat(endpoints.blob, PACKAGE_CONTAINER),
+                        authentication=web.FunctionsDeploymentStorageAuthenticationArgs(
+                            type="SystemAssignedIdentity"
+                        ),
+                    )
+                ),
+                runtime=web.FunctionsRuntimeArgs(name="python", version=PYTHON_VERSION),
+                scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
+                    maximum_instance_count=args.max_instances,
+                    instance_memory_mb=args.instance_memory_mb,
+                ),
+            ),
+            site_config=web.SiteConfigArgs(
+                ftps_state="Disabled",
+                min_tls_version="1.2",
+                scm_min_tls_version="1.2",
+                http20_enabled=True,
+                remote_debugging_enabled=False,
+                app_settings=[web.NameValuePairArgs(name=k, value=v) for k, v in settings.items()],
+            ),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.db_secret]),
+        )
+        self.principal_id = self.site.identity.apply(
+            lambda identity: identity.principal_id if identity else ""
+        )
+        self.register_outputs({"app_name": self.site.name, "principal_id": self.principal_id})

@@ -1,0 +1,59 @@
+"""Rbac: one role assignment per grant of the persona matrix (infra/roles.py), at the narrowest scope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+
+from infra.roles import ROLE_IDS, Grant
+
+
+@dataclass(frozen=True)
+class RbacArgs:
+    grants: list[Grant]
+    principals: Mapping[str, pulumi.Input[str]]  # Grant.principal -> object id
+    scopes: Mapping[str, pulumi.Input[str]]  # Grant.scope -> resource id
+    subscription_id: pulumi.Input[str]
+    environment: str
+    prefix: str
+
+
+def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/providers/Microsoft.Authorization/roleDefinitions/",
+        ROLE_IDS[role],
+    )
+
+
+def _logical_name(component: str, grant: Grant) -> str:
+    role = grant.role.lower().replace(" ", "-")
+    return f"{component}-{grant.principal}-{role}-{grant.scope.replace(':', '-')}"
+
+
+class Rbac(pulumi.ComponentResource):
+    assignments: list[authorization.RoleAssignment]
+
+    def __init__(self, name: str, args: RbacArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:azure:Rbac", name, None, opts)
+        missing = sorted({g.scope for g in args.grants} - set(args.scopes))
+        if missing:
+            raise ValueError(f"role matrix names scopes this stack does not have: {', '.join(missing)}")
+        self.assignments = [
+            authorization.RoleAssignment(
+                _logical_name(name, grant),
+                role_assignment_name=grant.assignment_name(args.environment, args.prefix),
+                principal_id=args.principals[grant.principal],
+                principal_type=grant.principal_type,
+                role_definition_id=role_definition_id(args.subscription_id, grant.role),
+                scope=args.scopes[grant.scope],
+                description=f"{grant.principal}: {grant.role} on {grant.scope} ({args.environment})",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for grant in args.grants
+        ]
+        self.register_outputs({"count": len(self.assignments)})

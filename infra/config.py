@@ -1,0 +1,205 @@
+"""A stack's settings, read once from Pulumi config and validated before any resource exists.
+
+Everything the components need arrives through `StackConfig`, so a typo in `Pulumi.prod.yaml`
+stops `pulumi preview` with a message naming the key, not an Azure error twenty minutes in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import pulumi
+
+ENVIRONMENTS = ("dev", "preprod", "prod")
+PROJECT = "mlops-azure-functions"
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CIDR = re.compile(r"^\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?$")
+_LOCATION = re.compile(r"^[a-z]+[a-z0-9]*$")
+_INSTANCE_MEMORY_MB = (512, 2048, 4096)
+
+
+class ConfigError(ValueError):
+    """A stack setting is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What a stack may spend: Flex Consumption scale and telemetry retention."""
+
+    max_instances: int = 10
+    instance_memory_mb: int = 2048
+    log_retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The settings contract values that differ per stack (the rest are the app's defaults)."""
+
+    model_name: str = "bank-marketing"
+    model_stage: str = "prod"
+    export_tables: str = "clients,campaign_outcomes:contact_date"
+    export_publish_tables: str = "clients"
+    export_schedule: str = "0 0 2 * * *"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    environment: str
+    prefix: str
+    location: str
+    data_scientists_group: str
+    ml_engineers_group: str
+    alert_emails: tuple[str, ...]
+    network_isolation: bool = False
+    allowed_ip_ranges: tuple[str, ...] = ()
+    export_deadline_hour: int = 4
+    sizing: Sizing = field(default_factory=Sizing)
+    app: AppSettings = field(default_factory=AppSettings)
+    db_connection_string: pulumi.Output[str] | None = None
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment == "dev"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"project": PROJECT, "environment": self.environment, "managed-by": "pulumi"}
+
+
+def _text(raw: Mapping[str, str], key: str, default: str | None = None) -> str:
+    value = raw.get(key)
+    if value is None or value == "":
+        if default is None:
+            raise ConfigError(f"config '{key}' is required: pulumi config set {key} <value>")
+        return default
+    return value
+
+
+def _int(raw: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    text = _text(raw, key, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"config '{key}' must be a whole number, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"config '{key}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(raw: Mapping[str, str], key: str, default: bool) -> bool:
+    text = _text(raw, key, str(default)).lower()
+    if text not in {"true", "false"}:
+        raise ConfigError(f"config '{key}' must be true or false, got {text!r}")
+    return text == "true"
+
+
+def _list(raw: Mapping[str, str], key: str) -> tuple[str, ...]:
+    text = raw.get(key) or "[]"
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        items = [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"config '{key}' must be a list of strings")
+    return tuple(items)
+
+
+def _guid(raw: Mapping[str, str], key: str) -> str:
+    value = _text(raw, key).lower()
+    if not _GUID.match(value):
+        raise ConfigError(f"config '{key}' must be an Entra ID object id (a GUID), got {value!r}")
+    return value
+
+
+def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
+    """Validate plain config values (`raw` keys without the project namespace)."""
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"environment must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}")
+    prefix = _text(raw, "prefix")
+    if not _PREFIX.match(prefix) or "--" in prefix:
+        raise ConfigError(
+            f"config 'prefix' must be 3-40 lowercase letters, digits or single hyphens, "
+            f"starting with a letter, got {prefix!r}"
+        )
+    location = _text(raw, "location")
+    if not _LOCATION.match(location):
+        raise ConfigError(f"config 'location' must be an Azure region name like westeurope, got {location!r}")
+    emails = _list(raw, "alertEmails")
+    if not emails:
+        raise ConfigError("config 'alertEmails' needs at least one address: alerts must reach somebody")
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise ConfigError(f"config 'alertEmails' has an invalid address {email!r}")
+    ip_ranges = _list(raw, "allowedIpRanges")
+    for cidr in ip_ranges:
+        if not _CIDR.match(cidr):
+            raise ConfigError(f"config 'allowedIpRanges' has an invalid IPv4 range {cidr!r}")
+    memory = _int(raw, "instanceMemoryMb", Sizing.instance_memory_mb, 512, 4096)
+    if memory not in _INSTANCE_MEMORY_MB:
+        raise ConfigError(f"config 'instanceMemoryMb' must be one of {_INSTANCE_MEMORY_MB}, got {memory}")
+    stage = _text(raw, "modelStage", "prod" if environment == "prod" else environment)
+    if stage not in ENVIRONMENTS:
+        raise ConfigError(f"config 'modelStage' must be one of {', '.join(ENVIRONMENTS)}, got {stage!r}")
+    return StackConfig(
+        environment=environment,
+        prefix=prefix,
+        location=location,
+        data_scientists_group=_guid(raw, "dataScientistsGroupId"),
+        ml_engineers_group=_guid(raw, "mlEngineersGroupId"),
+        alert_emails=emails,
+        network_isolation=_bool(raw, "networkIsolation", environment == "prod"),
+        allowed_ip_ranges=ip_ranges,
+        export_deadline_hour=_int(raw, "exportDeadlineHour", 4, 1, 23),
+        sizing=Sizing(
+            max_instances=_int(raw, "maxInstances", Sizing.max_instances, 1, 1000),
+            instance_memory_mb=memory,
+            log_retention_days=_int(raw, "logRetentionDays", Sizing.log_retention_days, 30, 730),
+        ),
+        app=AppSettings(
+            model_stage=stage,
+            model_name=_text(raw, "modelName", AppSettings.model_name),
+            export_tables=_text(raw, "exportTables", AppSettings.export_tables),
+            export_publish_tables=raw.get("exportPublishTables", AppSettings.export_publish_tables),
+            export_schedule=_text(raw, "exportSchedule", AppSettings.export_schedule),
+        ),
+    )
+
+
+CONFIG_KEYS = (
+    "prefix",
+    "location",
+    "dataScientistsGroupId",
+    "mlEngineersGroupId",
+    "alertEmails",
+    "networkIsolation",
+    "allowedIpRanges",
+    "exportDeadlineHour",
+    "maxInstances",
+    "instanceMemoryMb",
+    "logRetentionDays",
+    "modelStage",
+    "modelName",
+    "exportTables",
+    "exportPublishTables",
+    "exportSchedule",
+)
+
+
+def load() -> StackConfig:
+    """Read the current stack's config (under `pulumi up`, or under the mocks of the plan and tests)."""
+    config = pulumi.Config()
+    raw = {key: value for key in CONFIG_KEYS if (value := config.get(key)) is not None}
+    environment = config.get("environment") or pulumi.get_stack()
+    parsed = parse(environment, raw)
+    secret = config.get_secret("dbConnectionString")
+    if secret is None:
+        raise ConfigError(
+            "config 'dbConnectionString' is required (stored encrypted): "
+            "pulumi config set --secret dbConnectionString '<ODBC connection string>'"
+        )
+    return replace(parsed, db_connection_string=secret)

@@ -1,0 +1,178 @@
+"""Offline plan: what `pulumi up -s STACK` would create, without Azure, a login or the Pulumi CLI.
+
+    python -m infra.plan dev            # resources, key security settings, role matrix, policy result
+    python -m infra.plan prod --json    # the same as JSON, for diffs and scripts
+
+It runs the real program under Pulumi's mock runtime (infra/synth.py) with `Pulumi.<stack>.yaml`.
+Values only Azure knows (ids, principal ids, keys) are mock values; names and settings are real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from infra.config import ENVIRONMENTS, ConfigError
+from infra.policies import Subject, violations
+from infra.roles import FORBIDDEN_ROLE_IDS, ROLE_IDS
+from infra.synth import Synthesis, synthesize
+
+ROLE_NAMES = {v: k for k, v in (ROLE_IDS | {k: v for v, k in FORBIDDEN_ROLE_IDS.items()}).items()}
+ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+
+# The settings worth a reviewer's eye, per resource type (engine property paths).
+KEY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "azure-native:storage:StorageAccount": (
+        "sku.name",
+        "minimumTlsVersion",
+        "enableHttpsTrafficOnly",
+        "allowBlobPublicAccess",
+        "allowSharedKeyAccess",
+        "encryption.requireInfrastructureEncryption",
+        "networkRuleSet.defaultAction",
+        "tags.purpose",
+    ),
+    "azure-native:storage:BlobServiceProperties": (
+        "isVersioningEnabled",
+        "deleteRetentionPolicy.days",
+        "containerDeleteRetentionPolicy.days",
+    ),
+    "azure-native:storage:BlobContainer": ("publicAccess",),
+    "azure-native:keyvault:Vault": (
+        "properties.enableRbacAuthorization",
+        "properties.enablePurgeProtection",
+        "properties.softDeleteRetentionInDays",
+        "properties.networkAcls.defaultAction",
+    ),
+    "azure-native:keyvault:Secret": ("properties.contentType",),
+    "azure-native:machinelearningservices:Workspace": ("publicNetworkAccess", "systemDatastoresAuthMode"),
+    "azure-native:web:AppServicePlan": ("sku.name", "sku.tier"),
+    "azure-native:web:WebApp": (
+        "httpsOnly",
+        "identity.type",
+        "siteConfig.ftpsState",
+        "siteConfig.minTlsVersion",
+        "functionAppConfig.runtime.version",
+        "functionAppConfig.scaleAndConcurrency.maximumInstanceCount",
+        "functionAppConfig.deployment.storage.authentication.type",
+        "virtualNetworkSubnetId",
+    ),
+    "azure-native:applicationinsights:Component": ("ingestionMode",),
+    "azure-native:operationalinsights:Workspace": ("retentionInDays",),
+    "azure-native:eventgrid:SystemTopicEventSubscription": (
+        "filter.subjectBeginsWith",
+        "filter.subjectEndsWith",
+        "destination.minimumTlsVersionAllowed",
+    ),
+    "azure-native:monitor:ScheduledQueryRule": ("severity", "evaluationFrequency"),
+    "azure-native:storage:Blob": ("blobName", "metadata.sha256"),
+}
+
+
+def _get(props: dict[str, Any], path: str) -> Any:
+    value: Any = props
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _short_scope(scope: str) -> str:
+    """The tail of a resource id that names the scope: `storageAccounts/x/.../containers/models`."""
+    if "/providers/" not in scope:
+        return "resourceGroup/" + scope.rsplit("/", 1)[-1]
+    tail = scope.split("/providers/", 1)[1].split("/", 1)[1]
+    return tail.replace("/blobServices/default", "").replace("/queueServices/default", "")
+
+
+def role_rows(synthesis: Synthesis, principal_names: dict[str, str]) -> list[dict[str, str]]:
+    rows = []
+    for assignment in synthesis.of_type(ASSIGNMENT):
+        inputs = assignment.inputs
+        role_id = str(inputs["roleDefinitionId"]).rsplit("/", 1)[-1]
+        principal = str(inputs["principalId"])
+        rows.append(
+            {
+                "principal": principal_names.get(principal, principal),
+                "principalType": str(inputs.get("principalType")),
+                "role": ROLE_NAMES.get(role_id, role_id),
+                "scope": _short_scope(str(inputs["scope"])),
+            }
+        )
+    return sorted(rows, key=lambda row: (row["principal"], row["role"], row["scope"]))
+
+
+def plan(stack: str) -> dict[str, Any]:
+    synthesis = synthesize(stack)
+    web_app = synthesis.one("azure-native:web:WebApp")
+    principals = {str(synthesis.outputs["functionPrincipalId"]): f"function app ({web_app.azure_name})"}
+    for assignment in synthesis.of_type(ASSIGNMENT):
+        description = str(assignment.inputs.get("description", ""))
+        who = description.split(":", 1)[0]
+        if who in ("data-scientists", "ml-engineers"):
+            principals[str(assignment.inputs["principalId"])] = f"{who} (group)"
+    resources = [
+        {
+            "type": r.type.removeprefix("azure-native:"),
+            "name": r.azure_name,
+            "settings": {
+                path: value
+                for path in KEY_SETTINGS.get(r.type, ())
+                if (value := _get(r.inputs, path)) is not None
+            },
+        }
+        for r in sorted(synthesis.resources, key=lambda r: (r.type, r.azure_name))
+        if r.type.startswith("azure-native:") and r.type != ASSIGNMENT
+    ]
+    found = violations([Subject(r.type, r.azure_name, r.inputs) for r in synthesis.resources])
+    return {
+        "stack": stack,
+        "resources": resources,
+        "roles": role_rows(synthesis, principals),
+        "outputs": {k: v for k, v in synthesis.outputs.items() if isinstance(v, str)},
+        "policy": {"violations": [v.__dict__ for v in found]},
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        f"Stack {result['stack']}: {len(result['resources'])} resources, "
+        f"{len(result['roles'])} role assignments"
+    ]
+    lines.append("")
+    for resource in result["resources"]:
+        lines.append(f"  {resource['type']:<46} {resource['name']}")
+        for path, value in resource["settings"].items():
+            lines.append(f"      {path} = {json.dumps(value)}")
+    lines += ["", "Role matrix (principal | role | scope):"]
+    for row in result["roles"]:
+        lines.append(f"  {row['principal']:<42} | {row['role']:<31} | {row['scope']}")
+    lines += ["", "Outputs:"]
+    lines += [f"  {k} = {v}" for k, v in result["outputs"].items()]
+    found = result["policy"]["violations"]
+    lines.append("")
+    if found:
+        lines.append(f"Security policy: {len(found)} violation(s)")
+        lines += [f"  {v['rule']}: {v['resource']}: {v['message']}" for v in found]
+    else:
+        lines.append("Security policy: all rules pass")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("stack", choices=ENVIRONMENTS)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    try:
+        result = plan(args.stack)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 1 if result["policy"]["violations"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

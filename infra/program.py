@@ -1,0 +1,176 @@
+"""The Pulumi program: one stack (dev, preprod or prod) built from the components, in dependency order.
+
+resource group -> [network] -> data lake, ML workspace (vault, telemetry) -> function app
+-> role assignments -> code release (needs the app's storage roles) -> blob events (need the
+deployed code's blob extension key) -> alerts
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_azure_native.authorization as authorization
+import pulumi_azure_native.resources as resources
+
+from infra.archive import CodeArchive, build_archive
+from infra.components.alerts import Alerts, AlertsArgs, alert_rules
+from infra.components.datalake import DataLake, DataLakeArgs
+from infra.components.events import BlobEvents, BlobEventsArgs
+from infra.components.functionapp import FunctionApp, FunctionAppArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.rbac import Rbac, RbacArgs
+from infra.components.release import CodeRelease, CodeReleaseArgs
+from infra.components.storage import Firewall
+from infra.components.workspace import MlWorkspace, MlWorkspaceArgs
+from infra.config import StackConfig
+from infra.naming import Names
+from infra.roles import DATA_SCIENTISTS, FUNCTION, ML_ENGINEERS, role_matrix
+
+
+def build(cfg: StackConfig, archive: CodeArchive | None = None) -> dict[str, pulumi.Output]:
+    """Declare every resource of the stack; return the stack outputs."""
+    names = Names(cfg.prefix, cfg.environment)
+    tags = cfg.tags
+    client = authorization.get_client_config_output()
+    group = resources.ResourceGroup(
+        "resource-group", resource_group_name=names.resource_group, location=cfg.location, tags=tags
+    )
+    rg = group.name
+
+    firewall = None
+    subnet_id = None
+    if cfg.network_isolation:
+        network = Network(
+            "network",
+            NetworkArgs(
+                vnet_name=names.virtual_network, resource_group_name=rg, location=cfg.location, tags=tags
+            ),
+        )
+        subnet_id = network.function_subnet_id
+        firewall = Firewall(subnet_ids=[subnet_id], ip_ranges=cfg.allowed_ip_ranges)
+
+    lake = DataLake(
+        "datalake",
+        DataLakeArgs(
+            account_name=names.storage_account("dl"),
+            resource_group_name=rg,
+            location=cfg.location,
+            sku="Standard_ZRS" if cfg.environment == "prod" else "Standard_LRS",
+            retention_days=30 if cfg.environment == "prod" else 7,
+            tags=tags,
+            firewall=firewall,
+        ),
+    )
+    ml = MlWorkspace(
+        "ml",
+        MlWorkspaceArgs(
+            workspace_name=names.ml_workspace,
+            key_vault_name=names.key_vault,
+            storage_account_name=names.storage_account("ml"),
+            log_analytics_name=names.log_analytics,
+            app_insights_name=names.app_insights,
+            resource_group_name=rg,
+            location=cfg.location,
+            tenant_id=client.tenant_id,
+            log_retention_days=cfg.sizing.log_retention_days,
+            tags=tags,
+            isolated=cfg.network_isolation,
+            firewall=firewall,
+        ),
+    )
+    app = FunctionApp(
+        "functions",
+        FunctionAppArgs(
+            app_name=names.function_app,
+            plan_name=names.plan,
+            host_storage_name=names.storage_account("fn"),
+            resource_group_name=rg,
+            location=cfg.location,
+            data_lake_blob_endpoint=lake.blob_endpoint,
+            data_lake_queue_endpoint=lake.queue_endpoint,
+            app_insights_connection_string=ml.app_insights.connection_string,
+            vault_name=ml.vault.name,
+            vault_uri=ml.vault.properties.vault_uri,
+            db_connection_string=cfg.db_connection_string or "",
+            settings=cfg.app,
+            max_instances=cfg.sizing.max_instances,
+            instance_memory_mb=cfg.sizing.instance_memory_mb,
+            tags=tags,
+            subnet_id=subnet_id,
+        ),
+    )
+
+    scopes: dict[str, pulumi.Input[str]] = {
+        "resource-group": group.id,
+        "datalake": lake.account.id,
+        "workspace": ml.workspace.id,
+        "host-storage": app.host_storage.id,
+        "secret:db-connection-string": app.db_secret.id,
+    }
+    scopes |= {f"container:{n}": c.id for n, c in lake.containers.items()}
+    scopes |= {f"queue:{n}": q.id for n, q in lake.queues.items()}
+    rbac = Rbac(
+        "rbac",
+        RbacArgs(
+            grants=role_matrix(cfg.environment, publishes_for_scoring=bool(cfg.app.export_publish_tables)),
+            principals={
+                DATA_SCIENTISTS: cfg.data_scientists_group,
+                ML_ENGINEERS: cfg.ml_engineers_group,
+                FUNCTION: app.principal_id,
+            },
+            scopes=scopes,
+            subscription_id=client.subscription_id,
+            environment=cfg.environment,
+            prefix=cfg.prefix,
+        ),
+    )
+
+    release = CodeRelease(
+        "release",
+        CodeReleaseArgs(
+            archive=archive or build_archive(),
+            app_name=app.site.name,
+            host_storage_name=app.host_storage.name,
+            host_blob_endpoint=app.host_storage.primary_endpoints.blob,
+            package_container=app.package_container.name,
+            resource_group_name=rg,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[rbac, app]),
+    )
+    BlobEvents(
+        "blob-events",
+        BlobEventsArgs(
+            topic_name=names.event_grid_topic,
+            storage_account_id=lake.account.id,
+            app_name=app.site.name,
+            app_host_name=app.site.default_host_name,
+            resource_group_name=rg,
+            location=cfg.location,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[release]),
+    )
+    Alerts(
+        "alerts",
+        AlertsArgs(
+            action_group_name=names.action_group,
+            action_group_short_name=names.action_group_short,
+            rule_names={rule.key: names.alert(rule.key) for rule in alert_rules(cfg.export_deadline_hour)},
+            emails=cfg.alert_emails,
+            app_insights_id=ml.app_insights.id,
+            resource_group_name=rg,
+            location=cfg.location,
+            export_deadline_hour=cfg.export_deadline_hour,
+            tags=tags,
+        ),
+    )
+    return {
+        "resourceGroup": group.name,
+        "dataLakeAccount": lake.account.name,
+        "dataLakeBlobEndpoint": lake.blob_endpoint,
+        "functionAppName": app.site.name,
+        "functionAppHostName": app.site.default_host_name,
+        "functionPrincipalId": app.principal_id,
+        "keyVaultUri": ml.vault.properties.vault_uri,
+        "mlWorkspace": ml.workspace.name,
+        "codePackage": release.package_uri,
+    }

@@ -1,0 +1,362 @@
+"""Each stack under Pulumi's mocks: the resources exist with their security settings, the role
+matrix is exactly the architecture guide's, the app's settings satisfy the settings contract."""
+
+from __future__ import annotations
+
+import re
+
+import pulumi
+import pytest
+
+from functions.settings import load_settings
+from infra import config
+from infra.components.alerts import REJECTED_FILES
+from infra.package import REPO_ROOT
+from infra.program import build
+from infra.synth import SECRET_PLACEHOLDER, SUBSCRIPTION, RecordingMocks, stack_config, synthesize
+from tests.infra_support import STACKS, by_type, stack
+
+ROLE = {
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "f6c7c914-8db3-469d-8ca1-694a8f32e121": "AzureML Data Scientist",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+}
+DS = "11111111-1111-4111-8111-111111111111"  # Pulumi.*.yaml example group ids
+MLE = "22222222-2222-4222-8222-222222222222"
+
+# The function identity's grants, the same in every stack (architecture guide, RBAC matrix).
+FUNCTION_GRANTS = {
+    ("Storage Blob Data Reader", "dl/containers/models"),
+    ("Storage Blob Data Contributor", "dl/containers/scoring-input"),  # the export chain publishes
+    ("Storage Blob Data Contributor", "dl/containers/exports"),
+    ("Storage Blob Data Contributor", "dl/containers/predictions"),
+    ("Storage Blob Data Contributor", "dl/containers/rejected"),
+    ("Storage Blob Data Contributor", "dl/containers/monitoring"),
+    ("Storage Queue Data Contributor", "dl/queues/scoring-shards"),
+    ("Storage Queue Data Contributor", "dl/queues/scoring-shards-poison"),
+    ("Storage Queue Data Contributor", "dl/queues/webjobs-blobtrigger-poison"),
+    ("Storage Blob Data Owner", "fn"),
+    ("Storage Queue Data Contributor", "fn"),
+    ("Key Vault Secrets User", "vault/secrets/db-connection-string"),
+}
+PEOPLE_GRANTS = {
+    "dev": {
+        ("data-scientists", "AzureML Data Scientist", "workspace"),
+        ("data-scientists", "Storage Blob Data Contributor", "dl"),
+        ("ml-engineers", "Reader", "resource-group"),
+    },
+    "preprod": {
+        ("ml-engineers", "AzureML Data Scientist", "workspace"),
+        ("ml-engineers", "Storage Blob Data Contributor", "dl/containers/models"),
+    },
+    "prod": {
+        ("ml-engineers", "Reader", "resource-group"),
+        ("ml-engineers", "Storage Blob Data Reader", "dl/containers/predictions"),
+        ("ml-engineers", "Storage Blob Data Reader", "dl/containers/monitoring"),
+    },
+}
+
+
+def _scope_key(scope: str, names: dict[str, str]) -> str:
+    """Turn a resource id into the short keys above (dl, fn, workspace, ...)."""
+    for key, account in names.items():
+        scope = scope.replace(f"/storageAccounts/{account}", f"/{key}")
+    scope = re.sub(r"^/subscriptions/[^/]+/resourceGroups/[^/]+$", "resource-group", scope)
+    scope = re.sub(r"^.*/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+$", "workspace", scope)
+    scope = re.sub(r"^.*/providers/Microsoft\.KeyVault/vaults/[^/]+", "vault", scope)
+    scope = re.sub(r"^.*/providers/Microsoft\.Storage/", "", scope)
+    return scope.replace("/blobServices/default", "").replace("/queueServices/default", "")
+
+
+def role_matrix(name: str) -> set[tuple[str, str, str]]:
+    synthesis = stack(name)
+    accounts = {
+        r.inputs["tags"]["purpose"]: r.azure_name for r in by_type(synthesis, "storage:StorageAccount")
+    }
+    keys = {"dl": accounts["data-lake"], "fn": accounts["function-host"], "ml": accounts["ml-workspace"]}
+    principals = {
+        DS: "data-scientists",
+        MLE: "ml-engineers",
+        synthesis.outputs["functionPrincipalId"]: "function",
+    }
+    rows = set()
+    for assignment in by_type(synthesis, "authorization:RoleAssignment"):
+        inputs = assignment.inputs
+        role = ROLE[inputs["roleDefinitionId"].rsplit("/", 1)[-1]]
+        rows.add((principals[inputs["principalId"]], role, _scope_key(inputs["scope"], keys)))
+    return rows
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_role_matrix_is_exactly_the_architecture_guide(name: str) -> None:
+    expected = PEOPLE_GRANTS[name] | {("function", role, scope) for role, scope in FUNCTION_GRANTS}
+    assert role_matrix(name) == expected
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_role_assignments_have_principal_types_and_stable_guid_names(name: str) -> None:
+    assignments = by_type(stack(name), "authorization:RoleAssignment")
+    for assignment in assignments:
+        kind = "ServicePrincipal" if assignment.inputs["principalId"] not in (DS, MLE) else "Group"
+        assert assignment.inputs["principalType"] == kind
+        assert assignment.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
+    names = [a.inputs["roleAssignmentName"] for a in assignments]
+    assert len(set(names)) == len(names)
+    assert names == [
+        a.inputs["roleAssignmentName"] for a in by_type(synthesize(name), "authorization:RoleAssignment")
+    ]
+
+
+def test_people_lose_access_outside_their_stacks() -> None:
+    assert not {row for row in role_matrix("preprod") | role_matrix("prod") if row[0] == "data-scientists"}
+    writable = {"Storage Blob Data Contributor", "Storage Blob Data Owner", "AzureML Data Scientist"}
+    assert not {row for row in role_matrix("prod") if row[0] == "ml-engineers" and row[1] in writable}
+    for name in STACKS:
+        scopes = {scope for who, _, scope in role_matrix(name) if who == "function"}
+        assert all(
+            s.startswith(("dl/containers/", "dl/queues/", "vault/secrets/")) or s == "fn" for s in scopes
+        )
+
+
+def test_read_only_scoring_input_when_the_export_chain_does_not_publish() -> None:
+    synthesis = synthesize("dev", overrides={"exportPublishTables": ""})
+    accounts = {
+        r.inputs["tags"]["purpose"]: r.azure_name for r in by_type(synthesis, "storage:StorageAccount")
+    }
+    grants = {
+        (ROLE[a.inputs["roleDefinitionId"].rsplit("/", 1)[-1]], a.inputs["scope"].rsplit("/", 1)[-1])
+        for a in by_type(synthesis, "authorization:RoleAssignment")
+        if a.inputs["scope"].startswith(f"/subscriptions/{SUBSCRIPTION}")
+        and accounts["data-lake"] in a.inputs["scope"]
+    }
+    assert ("Storage Blob Data Reader", "scoring-input") in grants
+    assert ("Storage Blob Data Contributor", "scoring-input") not in grants
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_every_expected_resource_exists(name: str) -> None:
+    synthesis = stack(name)
+    counts = {
+        "resources:ResourceGroup": 1,
+        "storage:StorageAccount": 3,
+        "storage:BlobServiceProperties": 1,
+        "storage:BlobContainer": 7,  # the six of the storage contract + app-package
+        "storage:Queue": 3,
+        "storage:Blob": 1,
+        "keyvault:Vault": 1,
+        "keyvault:Secret": 1,
+        "operationalinsights:Workspace": 1,
+        "applicationinsights:Component": 1,
+        "machinelearningservices:Workspace": 1,
+        "web:AppServicePlan": 1,
+        "web:WebApp": 1,
+        "resources:Deployment": 1,
+        "eventgrid:SystemTopic": 1,
+        "eventgrid:SystemTopicEventSubscription": 1,
+        "monitor:ActionGroup": 1,
+        "monitor:ScheduledQueryRule": 3,
+        "network:VirtualNetwork": 1 if name == "prod" else 0,
+        "network:Subnet": 1 if name == "prod" else 0,
+    }
+    assert {t: len(by_type(synthesis, t)) for t in counts} == counts
+    containers = {c.azure_name for c in by_type(synthesis, "storage:BlobContainer")}
+    assert containers == {
+        "exports",
+        "scoring-input",
+        "predictions",
+        "rejected",
+        "models",
+        "monitoring",
+        "app-package",
+    }
+    components = {r.type for r in synthesis.resources if r.type.startswith("mlops:azure:")}
+    expected = {"DataLake", "MlWorkspace", "FunctionApp", "Rbac", "CodeRelease", "BlobEvents", "Alerts"}
+    assert components == {f"mlops:azure:{c}" for c in expected | ({"Network"} if name == "prod" else set())}
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_storage_is_keyless_private_and_recoverable(name: str) -> None:
+    synthesis = stack(name)
+    for account in by_type(synthesis, "storage:StorageAccount"):
+        inputs = account.inputs
+        assert inputs["allowSharedKeyAccess"] is False
+        assert inputs["allowBlobPublicAccess"] is False
+        assert inputs["enableHttpsTrafficOnly"] is True
+        assert inputs["minimumTlsVersion"] == "TLS1_2"
+        assert inputs["encryption"]["requireInfrastructureEncryption"] is True
+    lake = [
+        a for a in by_type(synthesis, "storage:StorageAccount") if a.inputs["tags"]["purpose"] == "data-lake"
+    ]
+    assert lake[0].inputs["sku"]["name"] == ("Standard_ZRS" if name == "prod" else "Standard_LRS")
+    protection = by_type(synthesis, "storage:BlobServiceProperties")[0].inputs
+    assert protection["accountName"] == lake[0].azure_name
+    assert protection["isVersioningEnabled"] is True
+    assert protection["deleteRetentionPolicy"] == {"enabled": True, "days": 30 if name == "prod" else 7}
+    assert all(c.inputs["publicAccess"] == "None" for c in by_type(synthesis, "storage:BlobContainer"))
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_network_isolation_only_where_configured(name: str) -> None:
+    synthesis = stack(name)
+    isolated = name == "prod"
+    app = by_type(synthesis, "web:WebApp")[0].inputs
+    assert bool(app.get("virtualNetworkSubnetId")) is isolated
+    for account in by_type(synthesis, "storage:StorageAccount"):
+        purpose = account.inputs["tags"]["purpose"]
+        expected = "Deny" if isolated and purpose != "function-host" else "Allow"
+        assert account.inputs["networkRuleSet"]["defaultAction"] == expected, purpose
+    vault = by_type(synthesis, "keyvault:Vault")[0].inputs["properties"]
+    assert vault["networkAcls"]["defaultAction"] == ("Deny" if isolated else "Allow")
+    workspace = by_type(synthesis, "machinelearningservices:Workspace")[0].inputs
+    assert workspace["publicNetworkAccess"] == ("Disabled" if isolated else "Enabled")
+    if isolated:
+        subnet = by_type(synthesis, "network:Subnet")[0].inputs
+        assert subnet["delegations"][0]["serviceName"] == "Microsoft.App/environments"
+        assert {e["service"] for e in subnet["serviceEndpoints"]} == {
+            "Microsoft.Storage",
+            "Microsoft.KeyVault",
+        }
+        assert vault["networkAcls"]["ipRules"] == [{"value": "203.0.113.0/24"}]
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_function_app_is_flex_python_311_and_hardened(name: str) -> None:
+    synthesis = stack(name)
+    plan = by_type(synthesis, "web:AppServicePlan")[0].inputs
+    assert (plan["sku"]["name"], plan["sku"]["tier"], plan["reserved"]) == ("FC1", "FlexConsumption", True)
+    app = by_type(synthesis, "web:WebApp")[0].inputs
+    assert app["kind"] == "functionapp,linux"
+    assert app["httpsOnly"] is True
+    assert app["identity"]["type"] == "SystemAssigned"
+    assert app["siteConfig"]["ftpsState"] == "Disabled"
+    assert app["siteConfig"]["minTlsVersion"] == "1.2"
+    flex = app["functionAppConfig"]
+    assert flex["runtime"] == {"name": "python", "version": "3.11"}
+    assert flex["deployment"]["storage"]["authentication"]["type"] == "SystemAssignedIdentity"
+    assert flex["deployment"]["storage"]["value"].endswith(".blob.core.windows.net/app-package")
+    expected_max = {"dev": 10, "preprod": 20, "prod": 40}[name]
+    assert flex["scaleAndConcurrency"] == {"maximumInstanceCount": expected_max, "instanceMemoryMB": 2048}
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_app_settings_satisfy_the_settings_contract(name: str) -> None:
+    """The functions' own settings loader accepts what the cloud sets: no key, no missing name."""
+    synthesis = stack(name)
+    settings = {
+        s["name"]: s["value"] for s in by_type(synthesis, "web:WebApp")[0].inputs["siteConfig"]["appSettings"]
+    }
+    vault = by_type(synthesis, "keyvault:Vault")[0].azure_name
+    assert settings["DB_CONNECTION_STRING"] == (
+        f"@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/db-connection-string/)"
+    )
+    assert (
+        settings["AzureWebJobsStorage__credential"] == settings["DataLake__credential"] == "managedidentity"
+    )
+    assert "AzureWebJobsStorage" not in settings
+    assert not [v for v in settings.values() if "AccountKey=" in v or "SharedAccessSignature" in v]
+    loaded = load_settings(settings)  # as the worker would, after Key Vault resolves the reference
+    assert loaded.data_lake.identity_based
+    assert loaded.data_lake.blob_service_uri == synthesis.outputs["dataLakeBlobEndpoint"]
+    assert loaded.scoring.blob_source == "EventGrid"
+    assert loaded.model_stage == name
+    secret = by_type(synthesis, "keyvault:Secret")[0].inputs
+    assert secret["secretName"] == "db-connection-string"
+    assert secret["properties"]["value"] == SECRET_PLACEHOLDER
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_key_vault_and_workspace_security(name: str) -> None:
+    synthesis = stack(name)
+    vault = by_type(synthesis, "keyvault:Vault")[0].inputs["properties"]
+    assert vault["enableRbacAuthorization"] is True
+    assert vault["enableSoftDelete"] is True
+    assert vault["enablePurgeProtection"] is True
+    workspace = by_type(synthesis, "machinelearningservices:Workspace")[0].inputs
+    assert workspace["keyVault"].endswith(f"/vaults/{by_type(synthesis, 'keyvault:Vault')[0].azure_name}")
+    assert workspace["systemDatastoresAuthMode"] == "identity"
+    insights = by_type(synthesis, "applicationinsights:Component")[0].inputs
+    assert insights["workspaceResourceId"].endswith(
+        by_type(synthesis, "operationalinsights:Workspace")[0].azure_name
+    )
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_blob_trigger_events_reach_score_blob(name: str) -> None:
+    synthesis = stack(name)
+    topic = by_type(synthesis, "eventgrid:SystemTopic")[0].inputs
+    lake = next(
+        a for a in by_type(synthesis, "storage:StorageAccount") if a.inputs["tags"]["purpose"] == "data-lake"
+    )
+    assert topic["source"].endswith(f"/storageAccounts/{lake.azure_name}")
+    assert topic["topicType"] == "Microsoft.Storage.StorageAccounts"
+    subscription = by_type(synthesis, "eventgrid:SystemTopicEventSubscription")[0].inputs
+    assert subscription["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    assert (
+        subscription["filter"]["subjectBeginsWith"] == "/blobServices/default/containers/scoring-input/blobs/"
+    )
+    assert subscription["filter"]["subjectEndsWith"] == ".csv"
+    url = subscription["destination"]["endpointUrl"]
+    host = synthesis.outputs["functionAppHostName"]
+    assert (
+        url
+        == f"https://{host}/runtime/webhooks/blobs?functionName=Host.Functions.score_blob&code=mock-blob-key"
+    )
+    assert '@app.function_name("score_blob")' in (REPO_ROOT / "functions" / "function_app.py").read_text()
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_alerts_watch_failures_late_exports_and_rejections(name: str) -> None:
+    synthesis = stack(name)
+    group = by_type(synthesis, "monitor:ActionGroup")[0].inputs
+    expected_emails = {
+        "dev": ["mlops-dev@example.com"],
+        "preprod": ["mlops-oncall@example.com"],
+        "prod": ["mlops-oncall@example.com", "data-platform@example.com"],
+    }[name]
+    assert [r["emailAddress"] for r in group["emailReceivers"]] == expected_emails
+    rules = {
+        r.azure_name.split("-mlops-")[0]: r.inputs for r in by_type(synthesis, "monitor:ScheduledQueryRule")
+    }
+    assert set(rules) == {"alert-function-failures", "alert-export-late", "alert-rejected-files"}
+    insights_name = by_type(synthesis, "applicationinsights:Component")[0].azure_name
+    for rule in rules.values():
+        assert rule["scopes"][0].endswith(f"/components/{insights_name}")
+        assert rule["actions"]["actionGroups"][0].endswith(f"/actionGroups/{group['actionGroupName']}")
+    assert "+ 4h" in rules["alert-export-late"]["criteria"]["allOf"][0]["query"]
+    # The rejected-files query matches the line function_app.py logs for a rejected file.
+    logged = "score_blob {}: {} ({})".format("clients.csv", "rejected", "binary: ... -> rejected/clients/0x1")
+    assert ': rejected ("' in REJECTED_FILES and ": rejected (" in logged
+
+
+def test_each_stack_reads_its_own_stack_file() -> None:
+    assert stack("dev").outputs["resourceGroup"] == "rg-mlops-dev"
+    assert stack("prod").outputs["resourceGroup"] == "rg-mlops-prod"
+    assert "mlops-azure-functions:dbConnectionString" not in stack_config("prod")  # secrets never in the file
+    names = [stack(n).outputs["dataLakeAccount"] for n in STACKS]
+    assert len(set(names)) == 3
+
+
+def test_missing_secret_stops_the_program_with_the_command_to_fix_it() -> None:
+    pulumi.runtime.set_mocks(RecordingMocks(), project=config.PROJECT, stack="dev", preview=False)
+    pulumi.runtime.set_all_config(stack_config("dev"))
+    with pytest.raises(config.ConfigError, match="pulumi config set --secret dbConnectionString"):
+        build(config.load())
+
+
+def test_pulumi_entry_point_runs_the_program() -> None:
+    """What `pulumi up` executes (Pulumi.yaml `main: infra/`), under the mocks."""
+    import runpy
+
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="preprod", preview=False)
+    secret = f"{config.PROJECT}:dbConnectionString"
+    pulumi.runtime.set_all_config(stack_config("preprod") | {secret: "Driver=x"}, secret_keys=[secret])
+    pulumi.runtime.test(lambda: runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__"))()
+    apps = [r for r in mocks.resources if r.type == "azure-native:web:WebApp"]
+    assert [a.azure_name for a in apps] == [stack("preprod").outputs["functionAppName"]]
+    secrets = [r for r in mocks.resources if r.type == "azure-native:keyvault:Secret"]
+    assert secrets[0].inputs["properties"]["value"] == "Driver=x"
