@@ -1,7 +1,7 @@
 # The two commands of the README are `make demo` and `make test`; the rest are conveniences.
 PY := .venv/bin/python
 
-.PHONY: demo test lint format stop host export package clean
+.PHONY: demo test lint format stop host export package plan clean
 
 demo:            ## fresh machine -> demo database exported to CSV in Azurite
 	scripts/bootstrap.sh
@@ -32,6 +32,10 @@ export:          ## export now with the operator CLI (local settings)
 
 package:         ## build the deployment package in .build/functionapp
 	$(PY) -m infra.package
+
+STACK ?= dev
+plan:            ## offline plan of a Pulumi stack (no Azure login): make plan STACK=prod
+	$(PY) -m infra.plan $(STACK)
 
 clean:
 	$(PY) -m devstack down || true

@@ -8,6 +8,37 @@ from infra.policies import Subject
 from infra.synth import Resource, Synthesis, synthesize
 
 STACKS = ("dev", "preprod", "prod")
+APP_FILES = (
+    "function_app.py",
+    "host.json",
+    "requirements.txt",
+    "functions/__init__.py",
+    "functions/settings.py",
+    "functions/export/engine.py",
+    "functions/export/job.py",
+    "functions/scoring/job.py",
+    "model/__init__.py",
+    "model/drift.py",
+    "model/serving.py",
+)
+NEVER_DEPLOYED = (
+    "local.settings",
+    ".venv/",
+    ".local/",
+    "tests/",
+    "__pycache__",
+    ".pyc",
+    "node_modules/",
+    ".git/",
+)
+
+
+def assert_deployable(files: set[str], runtime_requirements: str) -> None:
+    """What Azure needs to run the app is there; secrets, tests and training-only packages are not."""
+    assert [f for f in APP_FILES if f not in files] == []
+    assert [f for f in files if any(part in f for part in NEVER_DEPLOYED)] == []
+    assert "azure-functions" in runtime_requirements and "onnxruntime" in runtime_requirements
+    assert "scikit-learn" not in runtime_requirements and "pulumi" not in runtime_requirements
 
 
 @cache

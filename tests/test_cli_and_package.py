@@ -13,6 +13,7 @@ import pytest
 
 from infra.package import build_package
 from tests.conftest import sqlite_odbc
+from tests.infra_support import assert_deployable
 from tests.support import REPO, run_module
 
 
@@ -81,23 +82,7 @@ def test_cli_scores_blobs_as_the_trigger_does(cli_env, blob_service, models):
 def test_deployment_package_layout_and_imports(tmp_path: Path):
     dest = build_package(tmp_path / "functionapp")
     files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
-    for required in (
-        "function_app.py",
-        "host.json",
-        "requirements.txt",
-        "functions/__init__.py",
-        "functions/settings.py",
-        "functions/export/engine.py",
-        "functions/scoring/job.py",
-        "model/__init__.py",
-        "model/drift.py",
-    ):
-        assert required in files
-    assert not any(
-        "local.settings" in f or "__pycache__" in f or f.startswith(("tests", ".venv", ".local"))
-        for f in files
-    )
-    assert "scikit-learn" not in (dest / "requirements.txt").read_text()
+    assert_deployable(files, (dest / "requirements.txt").read_text())
 
     env = {
         "PATH": os.environ["PATH"],
