@@ -21,6 +21,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CIDR = re.compile(r"^\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?$")
 _LOCATION = re.compile(r"^[a-z]+[a-z0-9]*$")
 _INSTANCE_MEMORY_MB = (512, 2048, 4096)
+_PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,7 @@ class StackConfig:
     network_isolation: bool = False
     allowed_ip_ranges: tuple[str, ...] = ()
     export_deadline_hour: int = 4
+    deployer_principal_type: str = "User"
     sizing: Sizing = field(default_factory=Sizing)
     app: AppSettings = field(default_factory=AppSettings)
     db_connection_string: pulumi.Output[str] | None = None
@@ -96,6 +98,13 @@ def _bool(raw: Mapping[str, str], key: str, default: bool) -> bool:
     if text not in {"true", "false"}:
         raise ConfigError(f"config '{key}' must be true or false, got {text!r}")
     return text == "true"
+
+
+def _choice(raw: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _text(raw, key, default)
+    if value not in allowed:
+        raise ConfigError(f"config '{key}' must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _list(raw: Mapping[str, str], key: str) -> tuple[str, ...]:
@@ -142,9 +151,7 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
     memory = _int(raw, "instanceMemoryMb", Sizing.instance_memory_mb, 512, 4096)
     if memory not in _INSTANCE_MEMORY_MB:
         raise ConfigError(f"config 'instanceMemoryMb' must be one of {_INSTANCE_MEMORY_MB}, got {memory}")
-    stage = _text(raw, "modelStage", "prod" if environment == "prod" else environment)
-    if stage not in ENVIRONMENTS:
-        raise ConfigError(f"config 'modelStage' must be one of {', '.join(ENVIRONMENTS)}, got {stage!r}")
+    stage = _choice(raw, "modelStage", environment, ENVIRONMENTS)
     return StackConfig(
         environment=environment,
         prefix=prefix,
@@ -155,6 +162,7 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
         network_isolation=_bool(raw, "networkIsolation", environment == "prod"),
         allowed_ip_ranges=ip_ranges,
         export_deadline_hour=_int(raw, "exportDeadlineHour", 4, 1, 23),
+        deployer_principal_type=_choice(raw, "deployerPrincipalType", "User", _PRINCIPAL_TYPES),
         sizing=Sizing(
             max_instances=_int(raw, "maxInstances", Sizing.max_instances, 1, 1000),
             instance_memory_mb=memory,
@@ -179,6 +187,7 @@ CONFIG_KEYS = (
     "networkIsolation",
     "allowedIpRanges",
     "exportDeadlineHour",
+    "deployerPrincipalType",
     "maxInstances",
     "instanceMemoryMb",
     "logRetentionDays",

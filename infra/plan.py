@@ -21,6 +21,11 @@ from infra.synth import Synthesis, synthesize
 
 ROLE_NAMES = {v: k for k, v in (ROLE_IDS | {k: v for v, k in FORBIDDEN_ROLE_IDS.items()}).items()}
 ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+PERSONAS = {
+    "data-scientists": "data-scientists (group)",
+    "ml-engineers": "ml-engineers (group)",
+    "deployer": "deployer (runs pulumi up)",
+}
 
 # The settings worth a reviewer's eye, per resource type (engine property paths).
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -67,7 +72,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
         "destination.minimumTlsVersionAllowed",
     ),
     "azure-native:monitor:ScheduledQueryRule": ("severity", "evaluationFrequency"),
-    "azure-native:storage:Blob": ("blobName", "metadata.sha256"),
+    "azure-native:resources:Deployment": ("tags.package-sha256",),
 }
 
 
@@ -110,8 +115,8 @@ def plan(stack: str) -> dict[str, Any]:
     for assignment in synthesis.of_type(ASSIGNMENT):
         description = str(assignment.inputs.get("description", ""))
         who = description.split(":", 1)[0]
-        if who in ("data-scientists", "ml-engineers"):
-            principals[str(assignment.inputs["principalId"])] = f"{who} (group)"
+        if who in PERSONAS:
+            principals[str(assignment.inputs["principalId"])] = PERSONAS[who]
     resources = [
         {
             "type": r.type.removeprefix("azure-native:"),

@@ -18,16 +18,33 @@ from infra.components.events import BlobEvents, BlobEventsArgs
 from infra.components.functionapp import FunctionApp, FunctionAppArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.rbac import Rbac, RbacArgs
-from infra.components.release import CodeRelease, CodeReleaseArgs
+from infra.components.release import CodeRelease, CodeReleaseArgs, Uploader
 from infra.components.storage import Firewall
 from infra.components.workspace import MlWorkspace, MlWorkspaceArgs
 from infra.config import StackConfig
 from infra.naming import Names
-from infra.roles import DATA_SCIENTISTS, FUNCTION, ML_ENGINEERS, role_matrix
+from infra.roles import (
+    DATA_SCIENTISTS,
+    DEPLOYER,
+    FUNCTION,
+    ML_ENGINEERS,
+    PACKAGE_CONTAINER,
+    PRINCIPAL_TYPES,
+    role_matrix,
+)
+from infra.upload import upload_with_identity
 
 
-def build(cfg: StackConfig, archive: CodeArchive | None = None) -> dict[str, pulumi.Output]:
-    """Declare every resource of the stack; return the stack outputs."""
+def build(
+    cfg: StackConfig,
+    archive: CodeArchive | None = None,
+    uploader: Uploader = upload_with_identity,
+) -> dict[str, pulumi.Output]:
+    """Declare every resource of the stack; return the stack outputs.
+
+    `uploader` puts the code package in place during `pulumi up`; the offline plan passes one
+    that only computes the URL.
+    """
     names = Names(cfg.prefix, cfg.environment)
     tags = cfg.tags
     client = authorization.get_client_config_output()
@@ -105,6 +122,7 @@ def build(cfg: StackConfig, archive: CodeArchive | None = None) -> dict[str, pul
         "workspace": ml.workspace.id,
         "host-storage": app.host_storage.id,
         "secret:db-connection-string": app.db_secret.id,
+        f"host-container:{PACKAGE_CONTAINER}": app.package_container.id,
     }
     scopes |= {f"container:{n}": c.id for n, c in lake.containers.items()}
     scopes |= {f"queue:{n}": q.id for n, q in lake.queues.items()}
@@ -116,7 +134,9 @@ def build(cfg: StackConfig, archive: CodeArchive | None = None) -> dict[str, pul
                 DATA_SCIENTISTS: cfg.data_scientists_group,
                 ML_ENGINEERS: cfg.ml_engineers_group,
                 FUNCTION: app.principal_id,
+                DEPLOYER: client.object_id,
             },
+            principal_types=PRINCIPAL_TYPES | {DEPLOYER: cfg.deployer_principal_type},
             scopes=scopes,
             subscription_id=client.subscription_id,
             environment=cfg.environment,
@@ -129,12 +149,12 @@ def build(cfg: StackConfig, archive: CodeArchive | None = None) -> dict[str, pul
         CodeReleaseArgs(
             archive=archive or build_archive(),
             app_name=app.site.name,
-            host_storage_name=app.host_storage.name,
             host_blob_endpoint=app.host_storage.primary_endpoints.blob,
             package_container=app.package_container.name,
             resource_group_name=rg,
+            after=[assignment.id for assignment in rbac.assignments],
+            uploader=uploader,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[rbac, app]),
     )
     BlobEvents(
         "blob-events",
@@ -146,8 +166,8 @@ def build(cfg: StackConfig, archive: CodeArchive | None = None) -> dict[str, pul
             resource_group_name=rg,
             location=cfg.location,
             tags=tags,
+            after=release.deployment,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[release]),
     )
     Alerts(
         "alerts",

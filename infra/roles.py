@@ -40,7 +40,9 @@ WRITABLE_ROLES = frozenset(
 DATA_SCIENTISTS = "data-scientists"
 ML_ENGINEERS = "ml-engineers"
 FUNCTION = "function-app"
+DEPLOYER = "deployer"  # whoever runs `pulumi up`: a person in dev, the pipeline's identity later
 PRINCIPAL_TYPES = {DATA_SCIENTISTS: "Group", ML_ENGINEERS: "Group", FUNCTION: "ServicePrincipal"}
+PACKAGE_CONTAINER = "app-package"
 
 # The data lake's containers (storage contract) and queues (fan-out; the blob trigger's poison queue).
 CONTAINERS = ("exports", INPUT_CONTAINER, "predictions", "rejected", "models", "monitoring")
@@ -53,10 +55,6 @@ class Grant:
     principal: str  # DATA_SCIENTISTS | ML_ENGINEERS | FUNCTION
     role: str  # a key of ROLE_IDS
     scope: str  # resource-group | datalake | container:<name> | queue:<name> | workspace | ...
-
-    @property
-    def principal_type(self) -> str:
-        return PRINCIPAL_TYPES[self.principal]
 
     def assignment_name(self, environment: str, prefix: str) -> str:
         """A GUID derived from what the grant is: re-running never duplicates, renaming never orphans."""
@@ -113,5 +111,10 @@ def people_grants(environment: str) -> list[Grant]:
     ]
 
 
+def deployer_grants() -> list[Grant]:
+    """`pulumi up` uploads the code package with its own identity (no keys): write on that container only."""
+    return [Grant(DEPLOYER, "Storage Blob Data Contributor", f"host-container:{PACKAGE_CONTAINER}")]
+
+
 def role_matrix(environment: str, publishes_for_scoring: bool) -> list[Grant]:
-    return sorted(people_grants(environment) + function_grants(publishes_for_scoring))
+    return sorted(people_grants(environment) + function_grants(publishes_for_scoring) + deployer_grants())

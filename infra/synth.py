@@ -20,10 +20,12 @@ import yaml
 
 from infra import config
 from infra.archive import CodeArchive, build_archive
+from infra.components.release import package_url
 from infra.package import REPO_ROOT
 
 SUBSCRIPTION = "00000000-0000-4000-8000-00000000aaaa"
 TENANT = "00000000-0000-4000-8000-00000000bbbb"
+DEPLOYER_ID = "00000000-0000-4000-8000-00000000cccc"
 SECRET_PLACEHOLDER = "<set with: pulumi config set --secret dbConnectionString ...>"  # noqa: S105
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (Pulumi's secret marker)
 
@@ -170,7 +172,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
             return {
                 "clientId": "mock",
-                "objectId": "mock",
+                "objectId": DEPLOYER_ID,
                 "subscriptionId": SUBSCRIPTION,
                 "tenantId": TENANT,
             }
@@ -224,7 +226,7 @@ def synthesize(
     from infra.program import build  # after set_mocks: the program reads config when called
 
     def program() -> pulumi.Output:
-        outputs = build(config.load(), archive or code_archive())
+        outputs = build(config.load(), archive or code_archive(), uploader=package_url)
         return pulumi.Output.all(**outputs).apply(result.outputs.update)
 
     pulumi.runtime.test(program)()

@@ -13,7 +13,14 @@ from infra import config
 from infra.components.alerts import REJECTED_FILES
 from infra.package import REPO_ROOT
 from infra.program import build
-from infra.synth import SECRET_PLACEHOLDER, SUBSCRIPTION, RecordingMocks, stack_config, synthesize
+from infra.synth import (
+    DEPLOYER_ID,
+    SECRET_PLACEHOLDER,
+    SUBSCRIPTION,
+    RecordingMocks,
+    stack_config,
+    synthesize,
+)
 from tests.infra_support import STACKS, by_type, stack
 
 ROLE = {
@@ -43,6 +50,7 @@ FUNCTION_GRANTS = {
     ("Storage Queue Data Contributor", "fn"),
     ("Key Vault Secrets User", "vault/secrets/db-connection-string"),
 }
+DEPLOYER_GRANT = ("deployer", "Storage Blob Data Contributor", "fn/containers/app-package")
 PEOPLE_GRANTS = {
     "dev": {
         ("data-scientists", "AzureML Data Scientist", "workspace"),
@@ -81,6 +89,7 @@ def role_matrix(name: str) -> set[tuple[str, str, str]]:
     principals = {
         DS: "data-scientists",
         MLE: "ml-engineers",
+        DEPLOYER_ID: "deployer",
         synthesis.outputs["functionPrincipalId"]: "function",
     }
     rows = set()
@@ -93,22 +102,32 @@ def role_matrix(name: str) -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("name", STACKS)
 def test_role_matrix_is_exactly_the_architecture_guide(name: str) -> None:
-    expected = PEOPLE_GRANTS[name] | {("function", role, scope) for role, scope in FUNCTION_GRANTS}
+    function = {("function", role, scope) for role, scope in FUNCTION_GRANTS}
+    expected = PEOPLE_GRANTS[name] | function | {DEPLOYER_GRANT}
     assert role_matrix(name) == expected
 
 
 @pytest.mark.parametrize("name", STACKS)
 def test_role_assignments_have_principal_types_and_stable_guid_names(name: str) -> None:
     assignments = by_type(stack(name), "authorization:RoleAssignment")
+    deployer = "User" if name == "dev" else "ServicePrincipal"  # Pulumi.<stack>.yaml: deployerPrincipalType
     for assignment in assignments:
-        kind = "ServicePrincipal" if assignment.inputs["principalId"] not in (DS, MLE) else "Group"
+        principal = assignment.inputs["principalId"]
+        kind = (
+            "Group"
+            if principal in (DS, MLE)
+            else deployer
+            if principal == DEPLOYER_ID
+            else "ServicePrincipal"
+        )
         assert assignment.inputs["principalType"] == kind
         assert assignment.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
     names = [a.inputs["roleAssignmentName"] for a in assignments]
     assert len(set(names)) == len(names)
-    assert names == [
-        a.inputs["roleAssignmentName"] for a in by_type(synthesize(name), "authorization:RoleAssignment")
-    ]
+    again = synthesize(name)  # a second run (registration order varies): the same names
+    assert sorted(names) == sorted(
+        a.inputs["roleAssignmentName"] for a in by_type(again, "authorization:RoleAssignment")
+    )
 
 
 def test_people_lose_access_outside_their_stacks() -> None:
@@ -116,6 +135,7 @@ def test_people_lose_access_outside_their_stacks() -> None:
     writable = {"Storage Blob Data Contributor", "Storage Blob Data Owner", "AzureML Data Scientist"}
     assert not {row for row in role_matrix("prod") if row[0] == "ml-engineers" and row[1] in writable}
     for name in STACKS:
+        assert {row for row in role_matrix(name) if row[0] == "deployer"} == {DEPLOYER_GRANT}
         scopes = {scope for who, _, scope in role_matrix(name) if who == "function"}
         assert all(
             s.startswith(("dl/containers/", "dl/queues/", "vault/secrets/")) or s == "fn" for s in scopes
@@ -146,7 +166,6 @@ def test_every_expected_resource_exists(name: str) -> None:
         "storage:BlobServiceProperties": 1,
         "storage:BlobContainer": 7,  # the six of the storage contract + app-package
         "storage:Queue": 3,
-        "storage:Blob": 1,
         "keyvault:Vault": 1,
         "keyvault:Secret": 1,
         "operationalinsights:Workspace": 1,
@@ -348,11 +367,11 @@ def test_missing_secret_stops_the_program_with_the_command_to_fix_it() -> None:
 
 
 def test_pulumi_entry_point_runs_the_program() -> None:
-    """What `pulumi up` executes (Pulumi.yaml `main: infra/`), under the mocks."""
+    """What `pulumi preview` executes (Pulumi.yaml `main: infra/`), under the mocks: no upload."""
     import runpy
 
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="preprod", preview=False)
+    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="preprod", preview=True)
     secret = f"{config.PROJECT}:dbConnectionString"
     pulumi.runtime.set_all_config(stack_config("preprod") | {secret: "Driver=x"}, secret_keys=[secret])
     pulumi.runtime.test(lambda: runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__"))()

@@ -149,24 +149,24 @@ def test_archive_is_reproducible_and_named_by_content(tmp_path: Path) -> None:
     assert zip_folder(source, tmp_path / "c.zip") != first
 
 
-def test_a_code_change_is_a_new_blob_and_a_new_deployment(tmp_path: Path) -> None:
+def test_a_code_change_is_a_new_package_and_a_new_deployment() -> None:
     current = stack("dev")
     changed = synthesize("dev", archive=CodeArchive(code_archive().path, "f" * 64))
     for synthesis, digest in ((current, code_archive().sha256), (changed, "f" * 64)):
-        blob = by_type(synthesis, "storage:Blob")[0].inputs
-        deployment = by_type(synthesis, "resources:Deployment")[0].inputs
-        assert blob["blobName"] == f"functionapp-{digest[:16]}.zip"
-        assert blob["containerName"] == "app-package"
-        assert deployment["deploymentName"] == f"onedeploy-{digest[:16]}"
-        extension = deployment["properties"]["template"]["resources"][0]
+        deployment = by_type(synthesis, "resources:Deployment")[0]
+        assert deployment.inputs["deploymentName"] == f"onedeploy-{digest[:16]}"
+        assert deployment.inputs["tags"] == {"package-sha256": digest}
+        extension = deployment.inputs["properties"]["template"]["resources"][0]
         assert extension["type"] == "Microsoft.Web/sites/extensions"
         assert extension["name"] == f"{synthesis.outputs['functionAppName']}/onedeploy"
         assert extension["properties"] == {
             "packageUri": synthesis.outputs["codePackage"],
             "remoteBuild": True,
         }
-        assert synthesis.outputs["codePackage"].endswith(f"/app-package/{blob['blobName']}")
-    assert by_type(current, "storage:Blob")[0].name != by_type(changed, "storage:Blob")[0].name
+        assert synthesis.outputs["codePackage"].endswith(f"/app-package/functionapp-{digest[:16]}.zip")
+    assert (
+        by_type(current, "resources:Deployment")[0].name != by_type(changed, "resources:Deployment")[0].name
+    )
 
 
 @pytest.mark.parametrize("name", STACKS)

@@ -29,6 +29,7 @@ class BlobEventsArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     tags: dict[str, str]
+    after: pulumi.Resource | None = None  # the code release: the key exists once the code runs
 
 
 def webhook_url(host_name: str, key: str) -> str:
@@ -53,7 +54,9 @@ class BlobEvents(pulumi.ComponentResource):
         keys = web.list_web_app_host_keys_output(
             name=args.app_name,
             resource_group_name=args.resource_group_name,
-            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[topic]),
+            opts=pulumi.InvokeOutputOptions(
+                parent=self, depends_on=[topic, *([args.after] if args.after else [])]
+            ),
         )
         blob_key = keys.system_keys.apply(lambda system: (system or {}).get("blobs_extension", ""))
         endpoint = pulumi.Output.secret(

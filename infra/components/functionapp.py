@@ -15,10 +15,9 @@ import pulumi_azure_native.web as web
 
 from infra.components.storage import private_container, secure_account
 from infra.config import AppSettings
-from infra.roles import SHARD_QUEUE
+from infra.roles import PACKAGE_CONTAINER, SHARD_QUEUE
 
 PYTHON_VERSION = "3.11"
-PACKAGE_CONTAINER = "app-package"
 DB_SECRET_NAME = "db-connection-string"  # noqa: S105 (the name, not the value)
 
 

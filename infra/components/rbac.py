@@ -15,6 +15,7 @@ from infra.roles import ROLE_IDS, Grant
 class RbacArgs:
     grants: list[Grant]
     principals: Mapping[str, pulumi.Input[str]]  # Grant.principal -> object id
+    principal_types: Mapping[str, str]  # Grant.principal -> User | Group | ServicePrincipal
     scopes: Mapping[str, pulumi.Input[str]]  # Grant.scope -> resource id
     subscription_id: pulumi.Input[str]
     environment: str
@@ -48,7 +49,7 @@ class Rbac(pulumi.ComponentResource):
                 _logical_name(name, grant),
                 role_assignment_name=grant.assignment_name(args.environment, args.prefix),
                 principal_id=args.principals[grant.principal],
-                principal_type=grant.principal_type,
+                principal_type=args.principal_types[grant.principal],
                 role_definition_id=role_definition_id(args.subscription_id, grant.role),
                 scope=args.scopes[grant.scope],
                 description=f"{grant.principal}: {grant.role} on {grant.scope} ({args.environment})",

@@ -4,29 +4,41 @@ The blob is named by the zip's sha256 and the One Deploy call is an ARM deployme
 same hash, so a code change is a new blob plus a new deployment (Azure restarts the app on the
 new package), and an unchanged tree changes nothing. `remoteBuild` makes the platform install
 `requirements.txt` for Linux, so the zip carries sources only.
+
+The upload runs during `pulumi up` (never in a preview or the offline plan) with the deploying
+identity, after the role assignments exist: see infra/upload.py for why it is not a
+`storage.Blob` resource.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_azure_native.resources as resources
-import pulumi_azure_native.storage as storage
 
 from infra.archive import CodeArchive
+from infra.upload import upload_with_identity
 
 ONE_DEPLOY_API_VERSION = "2024-04-01"
+# (host blob endpoint, container, archive) -> the package's URL
+Uploader = Callable[[str, str, CodeArchive], str]
+
+
+def package_url(blob_endpoint: str, container: str, archive: CodeArchive) -> str:
+    return f"{blob_endpoint}{container}/{archive.blob_name}"
 
 
 @dataclass(frozen=True)
 class CodeReleaseArgs:
     archive: CodeArchive
     app_name: pulumi.Input[str]
-    host_storage_name: pulumi.Input[str]
     host_blob_endpoint: pulumi.Input[str]
     package_container: pulumi.Input[str]
     resource_group_name: pulumi.Input[str]
+    after: Sequence[pulumi.Input[str]] = ()  # e.g. role assignment ids the upload needs
+    uploader: Uploader = field(default=upload_with_identity)
 
 
 def one_deploy_template(app_name: str, package_uri: str) -> dict:
@@ -46,34 +58,29 @@ def one_deploy_template(app_name: str, package_uri: str) -> dict:
 
 
 class CodeRelease(pulumi.ComponentResource):
-    package: storage.Blob
     deployment: resources.Deployment
+    package_uri: pulumi.Output[str]
 
     def __init__(self, name: str, args: CodeReleaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:CodeRelease", name, None, opts)
         digest = args.archive.sha256[:16]
-        self.package = storage.Blob(
-            f"{name}-package-{digest}",
-            blob_name=args.archive.blob_name,
-            account_name=args.host_storage_name,
-            container_name=args.package_container,
-            resource_group_name=args.resource_group_name,
-            type="Block",
-            content_type="application/zip",
-            source=pulumi.FileAsset(str(args.archive.path)),
-            metadata={"sha256": args.archive.sha256},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        package_uri = pulumi.Output.concat(
-            args.host_blob_endpoint, args.package_container, "/", args.archive.blob_name
-        )
-        template = pulumi.Output.all(args.app_name, package_uri).apply(lambda v: one_deploy_template(*v))
+
+        def publish(values: list) -> str:
+            endpoint, container = values[0], values[1]
+            if pulumi.runtime.is_dry_run():
+                return package_url(endpoint, container, args.archive)
+            return args.uploader(endpoint, container, args.archive)
+
+        self.package_uri = pulumi.Output.all(
+            args.host_blob_endpoint, args.package_container, *args.after
+        ).apply(publish)
+        template = pulumi.Output.all(args.app_name, self.package_uri).apply(lambda v: one_deploy_template(*v))
         self.deployment = resources.Deployment(
             f"{name}-onedeploy-{digest}",
             deployment_name=f"onedeploy-{digest}",
             resource_group_name=args.resource_group_name,
             properties=resources.DeploymentPropertiesArgs(mode="Incremental", template=template),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.package]),
+            tags={"package-sha256": args.archive.sha256},
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        self.package_uri = package_uri
-        self.register_outputs({"package_uri": package_uri, "sha256": args.archive.sha256})
+        self.register_outputs({"package_uri": self.package_uri, "sha256": args.archive.sha256})

@@ -1,0 +1,113 @@
+"""The code package upload (infra/upload.py) against real Azurite, and the program calling it only
+during `pulumi up`, after the role assignments, with the URL the One Deploy deployment uses."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pulumi
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from infra import config
+from infra.archive import CodeArchive, zip_folder
+from infra.naming import Names
+from infra.program import build
+from infra.synth import RecordingMocks, code_archive, stack_config
+from infra.upload import PackageConflictError, upload_archive
+
+
+@pytest.fixture
+def package_container(blob_service: BlobServiceClient) -> ContainerClient:
+    container = blob_service.get_container_client(f"app-package-{uuid.uuid4().hex[:8]}")
+    container.create_container()
+    return container
+
+
+def _archive(tmp_path: Path, text: str, name: str = "a.zip") -> CodeArchive:
+    source = tmp_path / f"src-{name}"
+    source.mkdir()
+    (source / "function_app.py").write_text(text)
+    return CodeArchive(tmp_path / name, zip_folder(source, tmp_path / name))
+
+
+@pytest.mark.integration
+def test_upload_is_create_only_and_idempotent(package_container: ContainerClient, tmp_path: Path) -> None:
+    archive = _archive(tmp_path, "print('v1')\n")
+    url = upload_archive(package_container, archive)
+    assert url.endswith(f"/{package_container.container_name}/{archive.blob_name}")
+    blob = package_container.get_blob_client(archive.blob_name)
+    assert blob.download_blob().readall() == archive.path.read_bytes()
+    properties = blob.get_blob_properties()
+    assert properties.metadata == {"sha256": archive.sha256}
+    assert properties.content_settings.content_type == "application/zip"
+    assert upload_archive(package_container, archive) == url  # a re-run is a no-op
+    assert blob.get_blob_properties().etag == properties.etag
+
+
+@pytest.mark.integration
+def test_a_different_archive_under_the_same_name_is_refused(
+    package_container: ContainerClient, tmp_path: Path
+) -> None:
+    original = _archive(tmp_path, "print('v1')\n")
+    upload_archive(package_container, original)
+    impostor = CodeArchive(
+        _archive(tmp_path, "print('evil')\n", "b.zip").path, original.sha256[:16] + "0" * 48
+    )
+    with pytest.raises(PackageConflictError, match="already exists with sha256"):
+        upload_archive(package_container, impostor)
+    kept = package_container.get_blob_client(original.blob_name).download_blob().readall()
+    assert kept == original.path.read_bytes()
+
+
+@pytest.mark.integration
+def test_forbidden_upload_waits_for_the_role_then_fails_clearly(
+    azurite, package_container: ContainerClient, tmp_path: Path
+) -> None:
+    """403 (a role assignment not yet propagated) is retried until the deadline, then raised."""
+    wrong_key = azurite.connection_string.replace("AccountKey=", "AccountKey=AAAA")
+    denied = BlobServiceClient.from_connection_string(wrong_key).get_container_client(
+        package_container.container_name
+    )
+    naps: list[float] = []
+    with pytest.raises(HttpResponseError) as raised:
+        upload_archive(denied, _archive(tmp_path, "print(1)\n"), wait_seconds=0.5, sleep=naps.append)
+    assert raised.value.status_code == 403
+    assert naps  # it retried at least once before giving up
+    assert list(package_container.list_blobs()) == []
+
+
+@pytest.mark.integration
+def test_pulumi_up_uploads_after_the_role_assignments(package_container: ContainerClient) -> None:
+    """Under the mocks as `pulumi up` (not a preview): the program calls the uploader, which here
+    writes to Azurite for real, and deploys the URL it returns."""
+    calls: list[tuple[str, str]] = []
+
+    def uploader(endpoint: str, container: str, archive: CodeArchive) -> str:
+        calls.append((endpoint, container))
+        return upload_archive(package_container, archive)
+
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="dev", preview=False)
+    secret = f"{config.PROJECT}:dbConnectionString"
+    pulumi.runtime.set_all_config(stack_config("dev") | {secret: "Driver=x"}, secret_keys=[secret])
+    outputs: dict = {}
+    pulumi.runtime.test(
+        lambda: pulumi.Output.all(**build(config.load(), code_archive(), uploader=uploader)).apply(
+            outputs.update
+        )
+    )()
+    host = Names("mlops", "dev").storage_account("fn")  # Pulumi.dev.yaml's prefix
+    assert calls == [(f"https://{host}.blob.core.windows.net/", "app-package")]
+    assert outputs["codePackage"] == f"{package_container.url}/{code_archive().blob_name}"
+    assert package_container.get_blob_client(code_archive().blob_name).exists()
+    types = [r.type for r in mocks.resources]
+    last_assignment = max(i for i, t in enumerate(types) if t == "azure-native:authorization:RoleAssignment")
+    assert types.index("azure-native:resources:Deployment") > last_assignment
+    deployment = next(r for r in mocks.resources if r.type == "azure-native:resources:Deployment")
+    assert (
+        deployment.inputs["properties"]["template"]["resources"][0]["properties"]["packageUri"]
+        == (outputs["codePackage"])
+    )
