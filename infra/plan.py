@@ -15,11 +15,11 @@ import sys
 from typing import Any
 
 from infra.config import ENVIRONMENTS, ConfigError
-from infra.policies import Subject, violations
+from infra.policies import Subject, lookup, violations
 from infra.roles import FORBIDDEN_ROLE_IDS, ROLE_IDS
 from infra.synth import Synthesis, synthesize
 
-ROLE_NAMES = {v: k for k, v in (ROLE_IDS | {k: v for v, k in FORBIDDEN_ROLE_IDS.items()}).items()}
+ROLE_NAMES = {role_id: name for name, role_id in ROLE_IDS.items()} | FORBIDDEN_ROLE_IDS
 ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 PERSONAS = {
     "data-scientists": "data-scientists (group)",
@@ -76,13 +76,6 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _get(props: dict[str, Any], path: str) -> Any:
-    value: Any = props
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
 def _short_scope(scope: str) -> str:
     """The tail of a resource id that names the scope: `storageAccounts/x/.../containers/models`."""
     if "/providers/" not in scope:
@@ -124,7 +117,7 @@ def plan(stack: str) -> dict[str, Any]:
             "settings": {
                 path: value
                 for path in KEY_SETTINGS.get(r.type, ())
-                if (value := _get(r.inputs, path)) is not None
+                if (value := lookup(r.inputs, path)) is not None
             },
         }
         for r in sorted(synthesis.resources, key=lambda r: (r.type, r.azure_name))

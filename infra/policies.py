@@ -73,7 +73,8 @@ def rule(id_: str, resource_type: str, description: str, source: str = "architec
     return register
 
 
-def _get(props: Props, path: str) -> Any:
+def lookup(props: Props, path: str) -> Any:
+    """The value at a dotted property path (`siteConfig.minTlsVersion`), or None."""
     value: Any = props
     for part in path.split("."):
         if not isinstance(value, Mapping):
@@ -83,12 +84,12 @@ def _get(props: Props, path: str) -> Any:
 
 
 def _require(props: Props, path: str, expected: Any) -> str | None:
-    actual = _get(props, path)
+    actual = lookup(props, path)
     return None if actual == expected else f"{path} must be {expected!r}, is {actual!r}"
 
 
 def _settings(props: Props) -> dict[str, str]:
-    pairs = _get(props, "siteConfig.appSettings") or []
+    pairs = lookup(props, "siteConfig.appSettings") or []
     return {p.get("name", ""): str(p.get("value", "")) for p in pairs if isinstance(p, Mapping)}
 
 
@@ -135,7 +136,7 @@ def _storage_cross_tenant(props: Props) -> str | None:
 
 @rule("storage-trusted-services-bypass", STORAGE, "Network rules let trusted Azure services through")
 def _storage_bypass(props: Props) -> str | None:
-    bypass = str(_get(props, "networkRuleSet.bypass") or "")
+    bypass = str(lookup(props, "networkRuleSet.bypass") or "")
     return (
         None
         if "AzureServices" in bypass
@@ -156,8 +157,8 @@ def _blob_versioning(props: Props) -> str | None:
 
 @rule("blob-soft-delete", BLOB_SERVICE, "Deleted blobs are kept at least 7 days", "CKV2_AZURE_38")
 def _blob_soft_delete(props: Props) -> str | None:
-    days = _get(props, "deleteRetentionPolicy.days") or 0
-    if _get(props, "deleteRetentionPolicy.enabled") is not True or days < 7:
+    days = lookup(props, "deleteRetentionPolicy.days") or 0
+    if lookup(props, "deleteRetentionPolicy.enabled") is not True or days < 7:
         return (
             f"deleteRetentionPolicy must be enabled for >= 7 days, is {props.get('deleteRetentionPolicy')!r}"
         )
@@ -187,13 +188,13 @@ def _app_tls(props: Props) -> str | None:
 
 @rule("app-managed-identity", WEB_APP, "The app has a system-assigned identity", "CKV_AZURE_71")
 def _app_identity(props: Props) -> str | None:
-    kind = str(_get(props, "identity.type") or "")
+    kind = str(lookup(props, "identity.type") or "")
     return None if "SystemAssigned" in kind else f"identity.type must include SystemAssigned, is {kind!r}"
 
 
 @rule("app-no-remote-debugging", WEB_APP, "Remote debugging is off", "CKV_AZURE_72")
 def _app_remote_debugging(props: Props) -> str | None:
-    enabled = _get(props, "siteConfig.remoteDebuggingEnabled")
+    enabled = lookup(props, "siteConfig.remoteDebuggingEnabled")
     return None if enabled in (None, False) else "siteConfig.remoteDebuggingEnabled must be false"
 
 
@@ -225,7 +226,7 @@ def _app_secrets(props: Props) -> str | None:
 
 @rule("app-deployment-storage-identity", WEB_APP, "Flex deployment storage is reached with the app identity")
 def _app_deployment_identity(props: Props) -> str | None:
-    kind = _get(props, "functionAppConfig.deployment.storage.authentication.type")
+    kind = lookup(props, "functionAppConfig.deployment.storage.authentication.type")
     if kind in ("SystemAssignedIdentity", "UserAssignedIdentity"):
         return None
     return f"functionAppConfig.deployment.storage.authentication.type must be an identity, is {kind!r}"
@@ -239,8 +240,8 @@ def _vault_rbac(props: Props) -> str | None:
 
 @rule("vault-soft-delete", VAULT, "Deleted secrets are kept at least 7 days")
 def _vault_soft_delete(props: Props) -> str | None:
-    days = _get(props, "properties.softDeleteRetentionInDays") or 90  # Azure's default when unset
-    if _get(props, "properties.enableSoftDelete") is False or days < 7:
+    days = lookup(props, "properties.softDeleteRetentionInDays") or 90  # Azure's default when unset
+    if lookup(props, "properties.enableSoftDelete") is False or days < 7:
         return "properties.enableSoftDelete must be true with softDeleteRetentionInDays >= 7"
     return None
 
@@ -257,13 +258,13 @@ def _vault_purge(props: Props) -> str | None:
 
 @rule("secret-content-type", SECRET, "Secrets say what they hold", "CKV_AZURE_114")
 def _secret_content_type(props: Props) -> str | None:
-    return None if _get(props, "properties.contentType") else "properties.contentType must be set"
+    return None if lookup(props, "properties.contentType") else "properties.contentType must be set"
 
 
 # --- ML workspace, telemetry, events ---------------------------------------------------------
 @rule("workspace-managed-identity", ML_WORKSPACE, "The workspace acts with its own identity")
 def _workspace_identity(props: Props) -> str | None:
-    kind = str(_get(props, "identity.type") or "")
+    kind = str(lookup(props, "identity.type") or "")
     return None if "SystemAssigned" in kind else f"identity.type must include SystemAssigned, is {kind!r}"
 
 
@@ -287,8 +288,8 @@ def _logs_retention(props: Props) -> str | None:
 
 @rule("events-https-webhook", EVENT_SUBSCRIPTION, "Event Grid delivers over HTTPS with TLS 1.2")
 def _events_https(props: Props) -> str | None:
-    url = str(_get(props, "destination.endpointUrl") or "")
-    if _get(props, "destination.endpointType") == "WebHook" and not url.startswith("https://"):
+    url = str(lookup(props, "destination.endpointUrl") or "")
+    if lookup(props, "destination.endpointType") == "WebHook" and not url.startswith("https://"):
         return "destination.endpointUrl must be https://"
     return _require(props, "destination.minimumTlsVersionAllowed", "1.2")
 
@@ -335,13 +336,13 @@ def isolation_violations(subjects: Sequence[Subject]) -> list[Violation]:
     found: list[Violation] = []
 
     def expect(subject: Subject, path: str, value: str) -> None:
-        if _get(subject.props, path) != value:
+        if lookup(subject.props, path) != value:
             found.append(
                 Violation("network-isolation", subject.name, f"{path} must be {value!r} in an isolated stack")
             )
 
     for subject in subjects:
-        if subject.type == STORAGE and _get(subject.props, "tags.purpose") != "function-host":
+        if subject.type == STORAGE and lookup(subject.props, "tags.purpose") != "function-host":
             expect(subject, "networkRuleSet.defaultAction", "Deny")
         elif subject.type == VAULT:
             expect(subject, "properties.networkAcls.defaultAction", "Deny")
