@@ -10,7 +10,7 @@ import resource
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -48,6 +48,27 @@ def positive_int(raw: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+QUIET_LOGGERS = ("azure", "mlflow", "alembic", "matplotlib", "urllib3", "git")
+
+
+def run_logged(work: Callable[[], int], log: logging.Logger, tag: str = "") -> int:
+    """Run a benchmark's entry point with INFO logs on stderr (chatty libraries quieted); a crash
+    is logged with its traceback and becomes exit code 1. `tag` marks a child process's lines."""
+    prefix = f"[{tag}] " if tag else ""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return work()
+    except Exception:
+        log.exception("benchmark failed")
+        return 1
 
 
 def emit(text: str, markdown: str | None, log: logging.Logger) -> None:

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child
+from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = "bench"
@@ -591,18 +591,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    prefix = f"[child {args.child}] " if args.child else ""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("azure").setLevel(logging.WARNING)
-    try:
-        return child_main(args) if args.child else parent_main(args)
-    except Exception:
-        log.exception("benchmark failed")
-        return 1
+    tag = f"child {args.child}" if args.child else ""
+    return run_logged(lambda: child_main(args) if args.child else parent_main(args), log, tag)
 
 
 if __name__ == "__main__":

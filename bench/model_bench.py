@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import command_line, emit, load_average, machine_facts, positive_int
+from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_logged
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "data" / "bank_marketing" / "bank_marketing.csv"
@@ -902,16 +902,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("mlflow", "alembic", "matplotlib", "urllib3", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        return run(args)
-    except Exception:
-        log.exception("benchmark failed")
-        return 1
+    return run_logged(lambda: run(args), log)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child
+from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA
 from functions.scoring.paths import INPUT_CONTAINER
@@ -867,19 +867,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    prefix = f"[child {args.child}] " if args.child else ""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("azure", "mlflow", "alembic", "matplotlib", "urllib3", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        return child_main(args) if args.child else parent_main(args)
-    except Exception:
-        log.exception("benchmark failed")
-        return 1
+    tag = f"child {args.child}" if args.child else ""
+    return run_logged(lambda: child_main(args) if args.child else parent_main(args), log, tag)
 
 
 if __name__ == "__main__":
