@@ -28,14 +28,6 @@ FORBIDDEN_ROLE_IDS = {
     "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
 }
-WRITABLE_ROLES = frozenset(
-    {
-        "Storage Blob Data Owner",
-        "Storage Blob Data Contributor",
-        "Storage Queue Data Contributor",
-        "AzureML Data Scientist",
-    }
-)
 
 DATA_SCIENTISTS = "data-scientists"
 ML_ENGINEERS = "ml-engineers"
