@@ -346,9 +346,16 @@ def test_alerts_watch_failures_late_exports_and_rejections(name: str) -> None:
         assert rule["scopes"][0].endswith(f"/components/{insights_name}")
         assert rule["actions"]["actionGroups"][0].endswith(f"/actionGroups/{group['actionGroupName']}")
     assert "+ 4h" in rules["alert-export-late"]["criteria"]["allOf"][0]["query"]
-    # The rejected-files query matches the line function_app.py logs for a rejected file.
-    logged = "score_blob {}: {} ({})".format("clients.csv", "rejected", "binary: ... -> rejected/clients/0x1")
-    assert ': rejected ("' in REJECTED_FILES and ": rejected (" in logged
+    # The rejected-files query matches the lines function_app.py logs for a rejected file.
+    source = (REPO_ROOT / "functions" / "function_app.py").read_text()
+    needle = re.search(r'message has "([^"]+)"', REJECTED_FILES)
+    assert needle is not None
+    for function in ("score_blob", "score_shard"):
+        template = re.search(rf'log\.info\("({function} %s: %s \(%s\))"', source)
+        assert template is not None, function
+        logged = template.group(1) % ("clients.csv", "rejected", "binary: not a text file")
+        assert needle.group(1) in logged, (needle.group(1), logged)
+        assert needle.group(1) not in template.group(1) % ("clients.csv", "scored", "10 rows")
 
 
 def test_each_stack_reads_its_own_stack_file() -> None:
