@@ -8,7 +8,7 @@ method in its own fresh Python subprocess, so that the peak RSS reported is that
 
   (a) ours      `Exporter.export()`: server-side cursor, chunked fetch, CSV encoder, staged blocks.
   (b) tutorial  `pandas.read_sql` over a plain `pyodbc.connect` + `df.to_csv` + `upload_blob`.
-  (c) driver    `cursor.fetchmany(10_000)` loop over `functions.clients.database()`, writes nothing:
+  (c) driver    `cursor.fetchmany(10_000)` loop over `functions.export.drivers.connect()`, writes nothing:
                 the ceiling pyodbc + psqlODBC put on any Python exporter.
   (d) server    `psql -c "COPY (...) TO STDOUT WITH CSV HEADER" > /dev/null`: what the server
                 itself needs to produce the same CSV, no Python and no ODBC involved.
@@ -255,7 +255,7 @@ def _run_tutorial(odbc: str, blob: str, expected_rows: int, profile_path: Path |
 
 
 def _run_driver(odbc: str, blob: str, expected_rows: int, profile_path: Path | None) -> ChildResult:
-    from functions.clients import database
+    from functions.export.drivers import connect as database
 
     rss_before = _proc_status_mb("VmRSS")
     started = time.perf_counter()
@@ -501,7 +501,8 @@ def parent_main(args: argparse.Namespace) -> int:
     from devstack import azurite as azurite_mod
     from devstack.postgres import start_cluster
     from functions.blob_io import ensure_container
-    from functions.clients import database, describe_source
+    from functions.export.drivers import connect as database
+    from functions.export.drivers import describe as describe_source
 
     keys = [k for k in "asbcd" if k in args.methods]
     if not keys or set(args.methods) - set(METHODS):

@@ -1,14 +1,11 @@
-"""The one place that builds clients for storage and the source database.
+"""The one place that builds clients for storage (the source database: functions/export/drivers.py).
 
 Identity-based in Azure (managed identity, no keys), connection strings only for Azurite.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
-
-import pyodbc
 
 if TYPE_CHECKING:  # the SDKs load on first use: export worker processes only need ODBC
     from azure.storage.blob import BlobServiceClient
@@ -51,39 +48,3 @@ def queue_service(connection: StorageConnection) -> QueueServiceClient:
     return QueueServiceClient(
         connection.queue_service_uri, credential=_credential(connection), **_STORAGE_RETRY
     )
-
-
-def with_streaming_options(connection_string: str) -> str:
-    """Make the ODBC drivers we know stream results instead of loading them whole.
-
-    Measured here: psqlODBC, 1M rows x 17 columns, 817 MB peak RSS without `UseDeclareFetch=1`,
-    50 MB with it; the SQLite3 driver, 2M rows, 517 MB without `StepAPI=1`, 75 MB with it.
-    Options the caller set explicitly are left alone.
-    """
-    extra = ""
-    if re.search(r"driver\s*=\s*\{?postgresql", connection_string, re.I) and not re.search(
-        r"usedeclarefetch", connection_string, re.I
-    ):
-        extra = "UseDeclareFetch=1;Fetch=10000;"
-    elif re.search(r"driver\s*=\s*\{?sqlite", connection_string, re.I) and not re.search(
-        r"stepapi", connection_string, re.I
-    ):
-        extra = "StepAPI=1;"
-    return connection_string.rstrip(";") + ";" + extra if extra else connection_string
-
-
-def database(connection_string: str, timeout_s: int = 30) -> pyodbc.Connection:
-    """Open a read-only-intent ODBC connection that streams results (never loads them whole)."""
-    connection = pyodbc.connect(with_streaming_options(connection_string), timeout=timeout_s, autocommit=True)
-    return connection
-
-
-def describe_source(connection: pyodbc.Connection) -> str:
-    """Driver and server names for the manifest; never the connection string (it may hold secrets)."""
-    info = []
-    for key in (pyodbc.SQL_DBMS_NAME, pyodbc.SQL_DBMS_VER, pyodbc.SQL_DRIVER_NAME, pyodbc.SQL_DRIVER_VER):
-        try:
-            info.append(str(connection.getinfo(key)))
-        except pyodbc.Error:
-            info.append("?")
-    return f"{info[0]} {info[1]} via {info[2]} {info[3]}"

@@ -72,7 +72,7 @@ def sqlite_db(tmp_path: Path) -> Path:
 
 
 def sqlite_odbc(path: Path) -> str:
-    return f"Driver=SQLite3;Database={path};"  # clients.database adds StepAPI=1
+    return f"Driver=SQLite3;Database={path};"  # drivers.connect adds StepAPI=1, BigInt=1, NoCreat=1
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import pyodbc
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
-from functions.clients import with_streaming_options
 from functions.export.csv_format import CsvEncoder, read_records
+from functions.export.drivers import with_driver_options
 from functions.export.manifest import Watermark
 from functions.export.source import build_query
 from functions.export.spec import ExportSpec, SpecError, parse_export_tables, quote_identifier
@@ -157,11 +157,18 @@ def test_retry_backs_off_then_succeeds_and_permanent_fails_at_once():
 @pytest.mark.parametrize(
     ("given", "expected_suffix"),
     [
-        ("Driver={PostgreSQL Unicode};Server=h;", "UseDeclareFetch=1;Fetch=10000;"),
-        ("Driver=SQLite3;Database=/x.db", ";StepAPI=1;"),
+        (
+            "Driver={PostgreSQL Unicode};Server=h;",
+            "UseDeclareFetch=1;Fetch=10000;ConnSettings=SET TimeZone TO 'UTC';",
+        ),
+        ("Driver=SQLite3;Database=/x.db", ";StepAPI=1;BigInt=1;NoCreat=1;"),
         ("Driver={ODBC Driver 18 for SQL Server};Server=h", "Server=h"),
-        ("Driver={PostgreSQL Unicode};UseDeclareFetch=0;", "UseDeclareFetch=0;"),
+        (
+            "Driver={PostgreSQL Unicode};UseDeclareFetch=0;Fetch=5;ConnSettings=x",
+            "UseDeclareFetch=0;Fetch=5;ConnSettings=x",
+        ),
+        ("Driver=SQLite3;Database=/x.db;bigint=0;StepAPI=1;NoCreat=0", "bigint=0;StepAPI=1;NoCreat=0"),
     ],
 )
-def test_streaming_options_are_added_only_where_missing(given, expected_suffix):
-    assert with_streaming_options(given).endswith(expected_suffix)
+def test_driver_options_are_added_only_where_missing(given, expected_suffix):
+    assert with_driver_options(given).endswith(expected_suffix)

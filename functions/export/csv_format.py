@@ -7,9 +7,10 @@ The CSV dialect (documented in docs/export-format.md):
   so `COPY ... FROM ... CSV` and most loaders read the values back exactly.
 - Dates, times and timestamps in ISO 8601 (`2008-05-05`, `2008-05-05T09:30:00`), decimals in
   plain positional notation with their full scale (never `1E-7`), floats as Python's shortest
-  round-trip repr, booleans `true`/`false`, binary as hex.
+  round-trip repr, booleans `true`/`false`, binary as hex (empty binary `""`).
 - Optional formula-injection guard (OWASP "CSV injection"): string cells starting with
   `= + - @ TAB CR` get a leading `'`. Off by default because it changes the data.
+- Empty binary is `""` like the empty string, so it stays apart from NULL.
 
 Speed: the per-row work is one generated function that touches only the columns that need a
 conversion; everything else goes straight into the C `csv.writer`.
@@ -50,13 +51,22 @@ def _bool(value: bool) -> str:
 
 
 def _bytes(value: bytes) -> str:
-    return value.hex()
+    return value.hex() or _EMPTY_MARKER  # empty binary is `""`, like the empty string: NULL stays apart
 
 
 def _guarded_string(value: str) -> str:
     if not value:
         return _EMPTY_MARKER
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def _finish(value: Any) -> Any:
+    """A decoded value of any type: strings get the empty-string rule, the rest passes."""
+    return _EMPTY_MARKER if value == "" else value
+
+
+def _finish_guarded(value: Any) -> Any:
+    return _guarded_string(value) if isinstance(value, str) else value
 
 
 _CONVERTERS: dict[type, Callable[[Any], str]] = {
@@ -86,19 +96,35 @@ def logical_type(python_type: type) -> str:
 
 
 def row_converter(
-    column_types: Sequence[type], formula_guard: bool = False
+    column_types: Sequence[type],
+    formula_guard: bool = False,
+    decoders: Sequence[Callable[[Any], Any] | None] = (),
+    extra_columns: int = 0,
 ) -> Callable[[Sequence[Any]], Any] | None:
     """Build `row -> tuple` converting only the columns that need it; None if no column does.
 
-    The function is generated from a fixed template whose only inputs are column indexes and
-    converter names from the table above (never data or identifiers), because a generated tuple
-    expression is about 3x faster than a Python loop over converters at 10^7 cells.
+    `decoders` turn a column's wire value (an expression the select list rewrote, see
+    fidelity.py) back into its value first; `extra_columns` trailing values (the fidelity guard)
+    are left out of the output. The function is generated from a fixed template whose only
+    inputs are column indexes and converter names from the table above (never data or
+    identifiers), because a generated tuple expression is about 3x faster than a Python loop
+    over converters at 10^7 cells.
     """
-    namespace: dict[str, Any] = {"__builtins__": {}, "_guarded": _guarded_string, "_EMPTY": _EMPTY_MARKER}
+    namespace: dict[str, Any] = {
+        "__builtins__": {},
+        "_guarded": _guarded_string,
+        "_EMPTY": _EMPTY_MARKER,
+        "_finish": _finish_guarded if formula_guard else _finish,
+    }
     parts: list[str] = []
-    needs_work = False
+    needs_work = extra_columns > 0
     for index, python_type in enumerate(column_types):
-        if python_type is str:
+        decoder = decoders[index] if index < len(decoders) else None
+        if decoder is not None:
+            namespace[f"_d{index}"] = decoder
+            parts.append(f"_finish(_d{index}(r[{index}]))")
+            needs_work = True
+        elif python_type is str:
             value = f"r[{index}]"
             # Non-empty strings pass through untouched: the common case costs one truth test.
             guarded = f"_guarded({value})" if formula_guard else value
@@ -122,18 +148,31 @@ def encode_header(names: Sequence[str]) -> bytes:
 
 
 class CsvEncoder:
-    """Turns chunks of rows into UTF-8 CSV bytes; keeps no rows between calls."""
+    """Turns chunks of rows into UTF-8 CSV bytes; keeps no rows between calls.
 
-    def __init__(self, column_types: Sequence[type], formula_guard: bool = False) -> None:
+    `check_rows`, when given, sees every chunk before it is encoded (the fidelity guard).
+    """
+
+    def __init__(
+        self,
+        column_types: Sequence[type],
+        formula_guard: bool = False,
+        decoders: Sequence[Callable[[Any], Any] | None] = (),
+        extra_columns: int = 0,
+        check_rows: Callable[[Sequence[Sequence[Any]]], None] | None = None,
+    ) -> None:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator=LINE_TERMINATOR)
-        self._convert = row_converter(column_types, formula_guard)
+        self._convert = row_converter(column_types, formula_guard, decoders, extra_columns)
+        self._check_rows = check_rows
 
     def header(self, names: Sequence[str]) -> bytes:
         self._writer.writerow(names)
         return self._drain()
 
     def encode(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        if self._check_rows is not None:
+            self._check_rows(rows)
         self._writer.writerows(rows if self._convert is None else map(self._convert, rows))
         return self._drain()
 

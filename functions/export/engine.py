@@ -22,11 +22,10 @@ from typing import Any
 import pyodbc
 from azure.storage.blob import ContainerClient
 
-from functions import clients
 from functions.blob_io import DEFAULT_BLOCK_BYTES, StagedBlobWriter, delete_if_exists, read_text
+from functions.export import drivers, parallel, source
 from functions.export import manifest as mf
-from functions.export import parallel, source
-from functions.export.csv_format import CsvEncoder, encode_header
+from functions.export.csv_format import encode_header
 from functions.export.parallel import merge_highest
 from functions.export.spec import ExportSpec, InvalidSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
@@ -221,19 +220,18 @@ class Exporter:
     ) -> tuple[list[mf.Column], str, Generator[parallel.EncodedChunk, None, None] | _StreamedRows]:
         """Columns, source description, and the encoded rows: one stream, or key ranges in parallel."""
         options = self._options
-        connection = clients.database(self._connection_string)
+        connection = drivers.connect(self._connection_string)
         try:
-            plan = source.plan_query(connection, spec, after)
-            driver = clients.describe_source(connection)
+            plan = source.plan_query(connection, self._connection_string, spec, after)
+            driver = drivers.describe(connection)
+            columns = list(plan.read.columns)
+            index = source.column_index(columns, spec.watermark) if spec.watermark else None
             ranges = None
             if options.workers > 1:
                 ranges = source.key_ranges(
                     connection, spec, plan, after, options.range_rows, options.parallel_min_rows
                 )
             if ranges is not None:
-                columns, _ = source.probe_columns(connection, spec)
-                if spec.watermark:
-                    source.column_index(columns, spec.watermark)  # fail here, not in every worker
                 connection.close()
                 log.info(
                     "export %s: %d key ranges of %s on %d workers",
@@ -247,7 +245,8 @@ class Exporter:
                     ranges,
                     options.workers,
                     options.chunk_rows,
-                    spec.watermark,
+                    index,
+                    plan.read,
                     options.formula_guard,
                 )
                 return columns, driver, chunks
@@ -262,10 +261,8 @@ class Exporter:
                 cursor.execute(plan.query.sql, *plan.query.params)
             except pyodbc.ProgrammingError as error:
                 raise PermanentError(f"query for {spec.source_label} failed: {error}") from error
-            columns, types = source.columns_of(cursor)
-            index = source.column_index(columns, spec.watermark) if spec.watermark else None
-            encoder = CsvEncoder(types, options.formula_guard)
-            chunks = parallel.encode_cursor(cursor, encoder, options.chunk_rows, index)
+            encoder = plan.read.encoder(options.formula_guard)
+            chunks = parallel.encode_cursor(cursor, encoder, options.chunk_rows, index, plan.read)
             return columns, driver, _StreamedRows(chunks, connection)
         except BaseException:
             connection.close()

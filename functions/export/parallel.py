@@ -12,7 +12,14 @@ the same property).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,7 +29,8 @@ from typing import Any
 import pyodbc
 
 from functions.export.csv_format import CsvEncoder
-from functions.export.source import Query, column_index, columns_of, fetch_chunks
+from functions.export.fidelity import ReadPlan
+from functions.export.source import Query, fetch_chunks
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,14 @@ class EncodedChunk:
     highest: Any = None
 
 
-def highest_value(rows: Sequence[Sequence[Any]], index: int | None) -> Any:
+def highest_value(rows: Sequence[Sequence[Any]], index: int | None, read: ReadPlan | None = None) -> Any:
+    """The highest watermark value among `rows` (decoded, where the select list rewrote the column)."""
     if index is None:
         return None
     values = [v for row in rows if (v := row[index]) is not None]
+    decoder = read.decoder(index) if read is not None else None
+    if decoder is not None:
+        values = [decoder(v) for v in values]
     return max(values) if values else None
 
 
@@ -48,11 +60,15 @@ def merge_highest(current: Any, candidate: Any) -> Any:
 
 
 def encode_cursor(
-    cursor: pyodbc.Cursor, encoder: CsvEncoder, chunk_rows: int, watermark_index: int | None
+    cursor: pyodbc.Cursor,
+    encoder: CsvEncoder,
+    chunk_rows: int,
+    watermark_index: int | None,
+    read: ReadPlan | None = None,
 ) -> Iterator[EncodedChunk]:
     """The single-stream path: fetch chunks from one cursor and encode them."""
     for rows in fetch_chunks(cursor, chunk_rows):
-        yield EncodedChunk(encoder.encode(rows), len(rows), highest_value(rows, watermark_index))
+        yield EncodedChunk(encoder.encode(rows), len(rows), highest_value(rows, watermark_index, read))
 
 
 # --- worker side ------------------------------------------------------------------------------
@@ -60,23 +76,49 @@ def encode_cursor(
 _connection: pyodbc.Connection | None = None
 
 
-def _open_worker_connection(connection_string: str) -> None:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when `parent_pid` ends, however it ends (SIGKILL included).
+
+    On Linux the kernel does it (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread polls the
+    parent. A parent that is already gone by the time this runs is caught by the pid check.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    if not armed:
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _open_worker_connection(connection_string: str, parent_pid: int) -> None:
     global _connection
-    from functions.clients import database  # imported in the worker, not at module import
+    die_with_parent(parent_pid)
+    from functions.export.drivers import connect  # imported in the worker, not at module import
 
-    _connection = database(connection_string)
+    _connection = connect(connection_string)
 
 
-def _encode_range(query: Query, chunk_rows: int, watermark: str | None, formula_guard: bool) -> EncodedChunk:
+def _encode_range(
+    query: Query, chunk_rows: int, watermark_index: int | None, read: ReadPlan, formula_guard: bool
+) -> EncodedChunk:
     assert _connection is not None, "worker connection not initialised"
     cursor = _connection.cursor()
     try:
         cursor.execute(query.sql, *query.params)
-        columns, types = columns_of(cursor)
-        index = column_index(columns, watermark) if watermark else None
-        encoder = CsvEncoder(types, formula_guard)
+        encoder = read.encoder(formula_guard)
         parts, rows, highest = [], 0, None
-        for chunk in encode_cursor(cursor, encoder, chunk_rows, index):
+        for chunk in encode_cursor(cursor, encoder, chunk_rows, watermark_index, read):
             parts.append(chunk.data)
             rows += chunk.rows
             highest = merge_highest(highest, chunk.highest)
@@ -93,7 +135,8 @@ def encode_ranges(
     ranges: Sequence[Query],
     workers: int,
     chunk_rows: int,
-    watermark: str | None,
+    watermark_index: int | None,
+    read: ReadPlan,
     formula_guard: bool,
 ) -> Iterator[EncodedChunk]:
     """Yield each range's CSV bytes in range order while up to `workers + 1` ranges are in flight.
@@ -102,21 +145,24 @@ def encode_ranges(
     the window is what bounds memory: every worker busy plus one range ready to write.
     """
     context = multiprocessing.get_context("spawn")  # no fork: the parent has SDK threads and sockets
-    with ProcessPoolExecutor(workers, context, _open_worker_connection, (connection_string,)) as pool:
+    initargs = (connection_string, os.getpid())
+    with ProcessPoolExecutor(workers, context, _open_worker_connection, initargs) as pool:
         pending: deque[Future[EncodedChunk]] = deque()
         queued = iter(ranges)
+
+        def submit(query: Query) -> Future[EncodedChunk]:
+            return pool.submit(_encode_range, query, chunk_rows, watermark_index, read, formula_guard)
+
         try:
             for query in queued:
-                pending.append(pool.submit(_encode_range, query, chunk_rows, watermark, formula_guard))
+                pending.append(submit(query))
                 if len(pending) >= workers + 1:
                     break
             while pending:
                 chunk = pending.popleft().result()
                 next_query = next(queued, None)
                 if next_query is not None:
-                    pending.append(
-                        pool.submit(_encode_range, next_query, chunk_rows, watermark, formula_guard)
-                    )
+                    pending.append(submit(next_query))
                 yield chunk
         finally:
             for future in pending:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyodbc
 
-from functions.export.csv_format import logical_type
+from functions.export.fidelity import ReadPlan, quote_name, read_plan
 from functions.export.manifest import Column
 from functions.export.spec import ExportSpec, quote_identifier
 from functions.retry import PermanentError
@@ -24,7 +24,7 @@ class Query:
     params: tuple[Any, ...]
 
 
-def _relation(spec: ExportSpec) -> str:
+def relation(spec: ExportSpec) -> str:
     if spec.query is not None:
         return f"({spec.query}) AS q"
     assert spec.table is not None
@@ -52,10 +52,11 @@ def primary_key(connection: pyodbc.Connection, spec: ExportSpec) -> list[str]:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one export reads its rows: the whole query, and the key that can split it into ranges."""
+    """How one export reads its rows: the query, the key that can split it, how to read values."""
 
     query: Query
     key: str | None  # single-column primary key, when there is one
+    read: ReadPlan
 
 
 def _filters(spec: ExportSpec, after_watermark: Any) -> tuple[list[str], list[Any]]:
@@ -69,35 +70,45 @@ def build_query(
     order_by: Sequence[str],
     after_watermark: Any = None,
     key_range: tuple[str, int, int] | None = None,
+    select: str = "*",
 ) -> Query:
-    """SELECT for one export (or one key range of it). A stable ORDER BY makes re-runs byte-identical."""
+    """SELECT for one export (or one key range of it). A stable ORDER BY makes re-runs byte-identical.
+
+    Key and order columns are names the database reported (quoted, not validated: they may be
+    any Unicode); the watermark is a configured name (validated by the spec).
+    """
     conditions, params = _filters(spec, after_watermark)
     if key_range is not None:
         key, low, high = key_range
-        conditions.append(f"{quote_identifier(key)} >= ? AND {quote_identifier(key)} < ?")
+        conditions.append(f"{quote_name(key)} >= ? AND {quote_name(key)} < ?")
         params += [low, high]
-    sql = f"SELECT * FROM {_relation(spec)}"
+    sql = f"SELECT {select} FROM {relation(spec)}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     if order_by:
-        sql += " ORDER BY " + ", ".join(quote_identifier(c) for c in order_by)
+        sql += " ORDER BY " + ", ".join(quote_name(c) for c in order_by)
     return Query(sql, tuple(params))
 
 
-def plan_query(connection: pyodbc.Connection, spec: ExportSpec, after_watermark: Any) -> Plan:
-    """Check the table exists, choose a deterministic order, and build the query.
+def plan_query(
+    connection: pyodbc.Connection, connection_string: str, spec: ExportSpec, after_watermark: Any
+) -> Plan:
+    """Check the table exists, plan how to read its values exactly, choose a deterministic order.
 
     Tables are read in primary-key order (whether or not they are incremental), so the single-stream
     and the key-range exports of the same data produce the same bytes.
     """
     if spec.query is not None:
+        read = read_plan(connection, connection_string, relation(spec), None)
         order: list[str] = [spec.watermark] if spec.watermark else []
-        return Plan(build_query(spec, order, after_watermark), None)
+        return Plan(build_query(spec, order, after_watermark, select=read.select_list), None, read)
     if not table_exists(connection, spec):
         raise PermanentError(f"table {spec.source_label} does not exist in the source database")
+    read = read_plan(connection, connection_string, relation(spec), spec.table, spec.schema)
     key = primary_key(connection, spec)
     order = key or ([spec.watermark] if spec.watermark else [])
-    return Plan(build_query(spec, order, after_watermark), key[0] if len(key) == 1 else None)
+    query = build_query(spec, order, after_watermark, select=read.select_list)
+    return Plan(query, key[0] if len(key) == 1 else None, read)
 
 
 def key_ranges(
@@ -116,11 +127,11 @@ def key_ranges(
     if plan.key is None:
         return None
     conditions, params = _filters(spec, after_watermark)
-    key = quote_identifier(plan.key)
+    key = quote_name(plan.key)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     with connection.cursor() as cursor:
         row = cursor.execute(
-            f"SELECT COUNT(*), MIN({key}), MAX({key}) FROM {_relation(spec)}{where}", *params
+            f"SELECT COUNT(*), MIN({key}), MAX({key}) FROM {relation(spec)}{where}", *params
         ).fetchone()
     count, low, high = int(row[0]), _as_int(row[1]), _as_int(row[2])
     if count < max(min_rows, range_rows + 1) or low is None or high is None:
@@ -128,7 +139,13 @@ def key_ranges(
     pieces = -(-count // range_rows)
     width = -(-(high - low + 1) // pieces)
     return [
-        build_query(spec, [plan.key], after_watermark, (plan.key, start, min(start + width, high + 1)))
+        build_query(
+            spec,
+            [plan.key],
+            after_watermark,
+            (plan.key, start, min(start + width, high + 1)),
+            select=plan.read.select_list,
+        )
         for start in range(low, high + 1, width)
     ]
 
@@ -140,19 +157,6 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     return None
-
-
-def probe_columns(connection: pyodbc.Connection, spec: ExportSpec) -> tuple[list[Column], list[type]]:
-    """Column names and types without reading rows (for exports whose rows are read elsewhere)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {_relation(spec)} WHERE 1 = 0")
-        return columns_of(cursor)
-
-
-def columns_of(cursor: pyodbc.Cursor) -> tuple[list[Column], list[type]]:
-    description = cursor.description or ()
-    columns = [Column(name=d[0], type=logical_type(d[1]), nullable=bool(d[6])) for d in description]
-    return columns, [d[1] for d in description]
 
 
 def fetch_chunks(cursor: pyodbc.Cursor, chunk_rows: int) -> Iterator[list[pyodbc.Row]]:
