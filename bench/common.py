@@ -111,7 +111,7 @@ def command_line(module: str) -> str:
 
 def run_child(command: Sequence[str], cwd: Path, env: dict[str, str], what: str) -> resource.struct_rusage:
     """Run a method's child process to the end; its resource usage (ru_maxrss is only an upper bound)."""
-    process = subprocess.Popen(command, cwd=cwd, env=env)  # stderr inherited: the child's log lines
+    process = subprocess.Popen(command, cwd=cwd, env=env)  # noqa: S603 - the benchmark's own child command, no shell; stderr inherited: the child's log lines
     try:
         _, status, usage = os.wait4(process.pid, 0)
     except BaseException:

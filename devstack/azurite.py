@@ -96,7 +96,7 @@ def start(
     queue_port = queue_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = Path(log_path or os.devnull).open("ab")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - the pinned Azurite binary with ports and paths we chose, no shell
         _command(data_dir, blob_port, queue_port),
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -87,7 +87,7 @@ class PostgresCluster:
 def _run(run_as: str | None, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     if run_as:
         args = ["runuser", "-u", run_as, "--", *args]
-    return subprocess.run(args, check=check, capture_output=True, text=True)
+    return subprocess.run(args, check=check, capture_output=True, text=True)  # noqa: S603 - initdb/pg_ctl/psql found by find_pg_bin, arguments we build, no shell
 
 
 def start_cluster(database: str = "shop", user: str = "exporter", port: int | None = None) -> PostgresCluster:

@@ -116,7 +116,7 @@ def run_module(
     module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """`python -m module args...` from the repository root, as a user runs the CLIs."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our interpreter running a project module
         [sys.executable, "-m", module, *args],
         cwd=REPO,
         env=env,

@@ -93,7 +93,7 @@ def test_deployment_package_layout_and_imports(tmp_path: Path):
         "import json, sys, function_app; print(json.dumps({'functions': [f.get_function_name() for f in "
         "function_app.app.get_functions()], 'sklearn': 'sklearn' in sys.modules}))"
     )
-    completed = subprocess.run(
+    completed = subprocess.run(  # noqa: S603 - our interpreter running a fixed probe
         [sys.executable, "-c", probe], cwd=dest, env=env, capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr

@@ -66,7 +66,7 @@ def _select(connection_string: str, sql: str, *params: object) -> list[tuple[obj
 def _columns(connection_string: str, table: str) -> list[str]:
     connection = pyodbc.connect(connection_string, autocommit=True)
     try:
-        cursor = connection.cursor().execute(f'SELECT * FROM "{table}" WHERE 1 = 0')
+        cursor = connection.cursor().execute(f'SELECT * FROM "{table}" WHERE 1 = 0')  # noqa: S608 - table names are this test's constants
         return [description[0] for description in cursor.description]
     finally:
         connection.close()
@@ -154,11 +154,13 @@ def test_load_first_500_rows(connection_string: str) -> None:
         "campaign_outcomes": 500,
     }
     clients = _select(
-        connection_string, f'SELECT {_quoted(CLIENT_COLUMNS)} FROM "clients" WHERE "client_id" = ?', 1
+        connection_string,
+        f'SELECT {_quoted(CLIENT_COLUMNS)} FROM "clients" WHERE "client_id" = ?',  # noqa: S608 - column names are this test's constants
+        1,
     )
     outcomes = _select(
         connection_string,
-        f'SELECT {_quoted(OUTCOME_COLUMNS)} FROM "campaign_outcomes" WHERE "client_id" = ?',
+        f'SELECT {_quoted(OUTCOME_COLUMNS)} FROM "campaign_outcomes" WHERE "client_id" = ?',  # noqa: S608 - column names are this test's constants
         1,
     )
     assert clients == [ROW_1_CLIENT]

@@ -195,7 +195,7 @@ def test_named_query_with_parameters_only_in_values(source, exports_container):
 def test_lost_postgres_connection_mid_export_is_retried(postgres, exports_container):
     """A real server-side kill of the exporting session: transient, so the export starts again."""
     psql = postgres.psql_args()
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - psql of the throwaway cluster with fixed SQL
         [
             *psql,
             "-q",
@@ -211,7 +211,7 @@ def test_lost_postgres_connection_mid_export_is_retried(postgres, exports_contai
     def kill_once(_name: str, rows: int) -> None:
         if not killed and rows >= 2000:
             killed.append(rows)
-            subprocess.run(
+            subprocess.run(  # noqa: S603 - psql of the throwaway cluster with fixed SQL
                 [
                     *psql,
                     "-qAt",
@@ -251,7 +251,7 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
     from functions.export.engine import Exporter, ExportOptions
 
     psql = postgres.psql_args()
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - psql of the throwaway cluster with fixed SQL
         [
             *psql,
             "-q",
@@ -265,7 +265,7 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
     sessions_during_backoff: list[int] = []
 
     def sleep(_seconds: float) -> None:
-        count = subprocess.run(
+        count = subprocess.run(  # noqa: S603 - psql of the throwaway cluster with fixed SQL
             [
                 *psql,
                 "-qAt",

@@ -32,7 +32,7 @@ AWKWARD_STRINGS = [
 
 
 def _pg(cluster: PostgresCluster, sql: str, stdin: str | None = None) -> str:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - psql of the throwaway cluster with this test's SQL
         [*cluster.psql_args(), "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
         input=stdin,
         capture_output=True,
@@ -60,7 +60,7 @@ def test_postgres_round_trip_is_exact_through_copy_from(postgres, exports_contai
             f"'2008-05-05 09:30:0{i % 10}.123456', {i / 3!r}, {-(2**62) + i}, "
             f"{'NULL' if i == 4 else i % 2 == 0})"
         )
-    _pg(postgres, "INSERT INTO awkward VALUES " + ", ".join(values))
+    _pg(postgres, "INSERT INTO awkward VALUES " + ", ".join(values))  # noqa: S608 - literals this test builds from its own constants
 
     result = export_one(
         postgres.odbc_connection_string, exports_container, ExportSpec("awkward", table="awkward")

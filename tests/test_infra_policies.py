@@ -192,7 +192,7 @@ def test_isolation_rule_does_not_apply_without_a_network() -> None:
 
 def test_policy_pack_starts_and_serves() -> None:
     """`pulumi preview --policy-pack policy/` runs policy/__main__.py, which prints its gRPC port."""
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - our interpreter running the policy pack
         [sys.executable, str(REPO_ROOT / "policy" / "__main__.py")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
