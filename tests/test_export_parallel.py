@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from functions.export.spec import ExportSpec, parse_export_tables
 from functions.retry import RetryPolicy
-from tests.support import DAY1, DAY2, blob_names, export_one, read_export
+from tests.support import DAY1, DAY2, REPO, blob_names, export_one, read_export
 
 pytestmark = pytest.mark.integration
 ROWS = 30_000
@@ -96,3 +100,65 @@ def test_lost_connection_in_a_worker_leaves_nothing_then_retry_completes(orders,
         **PARALLEL,
     )
     assert killed and retried.ok and retried.attempts == 2 and retried.rows == ROWS
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of `pid`, from /proc (ppid is field 4 of /proc/N/stat)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_their_parent(orders, azurite, sig):
+    """Issue 10: kill -9 of an export left its worker processes alive, holding the database."""
+    script = (
+        "import datetime, sys\n"
+        "from azure.storage.blob import ContainerClient\n"
+        "from functions.export.engine import Exporter, ExportOptions\n"
+        "from functions.export.spec import ExportSpec\n"
+        "container = ContainerClient.from_connection_string(sys.argv[2], 'exports-killed')\n"
+        "if not container.exists(): container.create_container()\n"
+        "options = ExportOptions(workers=2, parallel_min_rows=1000, range_rows=500, chunk_rows=100)\n"
+        "print('ready', flush=True)\n"
+        "exporter = Exporter(sys.argv[1], container, options)\n"
+        "exporter.export(ExportSpec('orders', table='orders'), datetime.date(2026, 1, 1))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, orders, azurite.connection_string], cwd=REPO, stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
+        deadline, workers = time.monotonic() + 60, set()
+        while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+            workers = _children(process.pid)
+        assert len(workers) >= 2, "the export never started its workers"
+        process.send_signal(sig)
+        process.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [pid for pid in workers if _alive(pid)]
+        assert survivors == [], f"worker processes survived {sig.name} of their parent: {survivors}"
+    finally:
+        process.kill()
+        process.wait()
