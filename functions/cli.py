@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from functions.export.engine import RunReport
-from functions.export.job import UnknownTableError, run_export, select_specs
+from functions.export.job import SourceUnavailableError, UnknownTableError, run_export, select_specs
 from functions.settings import SettingsError, load_settings
 
 
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, UnknownTableError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
+    except SourceUnavailableError as error:
+        console.print(f"[red]error:[/] {error}; nothing was exported", soft_wrap=True)
+        return 1
 
 
 if __name__ == "__main__":

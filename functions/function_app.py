@@ -13,7 +13,7 @@ from functools import cache
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from functions.export.job import run_export
+from functions.export.job import SourceUnavailableError, run_export
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
 from functions.scoring.paths import INPUT_CONTAINER
@@ -40,7 +40,10 @@ def daily_export(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("daily_export is running late (past due): the previous schedule slot was missed")
     export_date = dt.datetime.now(dt.UTC).date()
-    report = run_export(get_settings(), export_date)
+    try:
+        report = run_export(get_settings(), export_date)
+    except SourceUnavailableError as error:  # one line in the logs, not a storage SDK traceback
+        raise RuntimeError(f"daily export {export_date} failed: {error}") from None
     for result in report.results:
         if result.ok:
             log.info(

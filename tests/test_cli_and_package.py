@@ -7,10 +7,12 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from devstack.ports import free_port
 from infra.package import build_package
 from tests.conftest import sqlite_odbc
 from tests.infra_support import assert_deployable
@@ -56,6 +58,69 @@ def test_cli_exit_codes(cli_env):
     assert bad_date.returncode == 2 and "is not a date" in bad_date.stderr
     no_db = _cli({**cli_env, "DB_CONNECTION_STRING": ""}, "export")
     assert no_db.returncode == 2 and "DB_CONNECTION_STRING is missing" in no_db.stdout
+
+
+def _closed_port() -> int:
+    return free_port()  # nothing listens there once the probe socket is closed
+
+
+def _lake_at(connection_string: str, port: int) -> str:
+    parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={parts['AccountName']};AccountKey={parts['AccountKey']};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{parts['AccountName']};"
+        f"QueueEndpoint=http://127.0.0.1:{port}/{parts['AccountName']};"
+    )
+
+
+def _timed_export(env: dict[str, str]) -> tuple[int, list[tuple[float, str]], float]:
+    """Run the export CLI; every output line with the second it appeared at."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "functions", "export"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = [(time.monotonic() - started, line.rstrip()) for line in process.stdout if line.strip()]
+    return process.wait(60), lines, time.monotonic() - started
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("what", ["data lake", "database"])
+def test_an_unreachable_source_is_reported_in_one_line_within_seconds(cli_env, azurite, what):
+    """Issue 10: with the data lake unreachable the export printed nothing for 80 s, then an 80-line
+    traceback. Now: one line at the first failed try, a bounded wait, one error line, exit 1."""
+    port = _closed_port()
+    env = dict(cli_env)
+    if what == "data lake":
+        env["DataLake"] = _lake_at(azurite.connection_string, port)
+    else:
+        env["DB_CONNECTION_STRING"] = (
+            f"Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port={port};Database=x;Uid=u;Pwd=p;"
+        )
+    code, lines, seconds = _timed_export(env)
+    text = "\n".join(line for _, line in lines)
+    assert code == 1, text
+    assert "Traceback" not in text
+    first_at, first = lines[0]
+    assert first_at < 5 and f"{what}" in first and "unreachable" in first and "Connection refused" in first
+    errors = [line for _, line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and "nothing was exported" in errors[0], text
+    assert seconds < 30 and len(lines) <= 3, text
+
+
+@pytest.mark.integration
+def test_a_missing_sqlite_file_is_refused_not_created(cli_env, tmp_path: Path):
+    missing = tmp_path / "typo.db"
+    code, lines, seconds = _timed_export({**cli_env, "DB_CONNECTION_STRING": sqlite_odbc(missing)})
+    text = "\n".join(line for _, line in lines)
+    assert code == 1 and f"{missing} does not exist" in text and "Traceback" not in text
+    assert not missing.exists()
+    assert seconds < 15
 
 
 @pytest.mark.integration

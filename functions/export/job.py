@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+import re
+import time
+from collections.abc import Callable, Sequence
 
+import pyodbc
+from azure.core.exceptions import ServiceRequestError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from functions import clients
 from functions.blob_io import copy_blob, ensure_container
+from functions.export import drivers
 from functions.export.engine import CSV_CONTENT_TYPE, Exporter, ExportOptions, ProgressCallback, RunReport
 from functions.export.spec import ExportSpec
+from functions.retry import PermanentError, is_transient
 from functions.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,6 +28,67 @@ SCORING_INPUT_CONTAINER = "scoring-input"
 
 class UnknownTableError(ValueError):
     """The operator asked for a table that the settings do not export."""
+
+
+class SourceUnavailableError(RuntimeError):
+    """The data lake or the database cannot be reached (or refused us): nothing was exported."""
+
+
+# How long the start of a run keeps trying an unreachable data lake or database before it gives
+# up the whole run: the first failure is logged at once, in one line; the run ends within about
+# 20 s (3 tries, 5 s connect timeout each) instead of every table retrying for minutes.
+PREFLIGHT_TRIES = 3
+PREFLIGHT_PAUSE_S = 2.0
+PREFLIGHT_CONNECT_TIMEOUT_S = 5
+
+
+def _short(error: BaseException) -> str:
+    """The gist of a driver or HTTP error: `Connection refused`, not 80 lines of traceback."""
+    text = str(error.args[1]) if isinstance(error, pyodbc.Error) and len(error.args) > 1 else str(error)
+    text = re.sub(r"^(\[[^\]]*\]\s*)+", "", text.strip())  # the driver manager's [SQLSTATE][driver] tags
+    text = text.split("\n", 1)[0].strip()
+    return text.rsplit("Failed to establish a new connection: ", 1)[-1][:300]
+
+
+def _preflight(what: str, probe: Callable[[], None], sleep: Callable[[float], None]) -> None:
+    for attempt in range(1, PREFLIGHT_TRIES + 1):
+        try:
+            probe()
+            return
+        except PermanentError as error:
+            raise SourceUnavailableError(f"{what}: {error}") from None
+        except (ServiceRequestError, pyodbc.Error) as error:
+            if not (isinstance(error, ServiceRequestError) or is_transient(error)):
+                raise SourceUnavailableError(f"{what}: {_short(error)}") from None
+            if attempt == PREFLIGHT_TRIES:
+                raise SourceUnavailableError(
+                    f"{what} unreachable after {attempt} tries: {_short(error)}"
+                ) from None
+            if attempt == 1:
+                log.warning(
+                    "%s unreachable (%s); trying %d more time(s)", what, _short(error), PREFLIGHT_TRIES - 1
+                )
+            sleep(PREFLIGHT_PAUSE_S * attempt)
+
+
+def check_sources(
+    settings: Settings, service: BlobServiceClient, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Reach the data lake and the database once, quickly, before any table is exported.
+
+    Raise SourceUnavailableError with one line that says which one and why. An HTTP answer of
+    any kind (even 403) means the lake is reachable: only a request that got no answer counts.
+    """
+    exports = service.get_container_client(EXPORTS_CONTAINER)
+
+    def lake() -> None:
+        exports.exists(retry_total=0, connection_timeout=PREFLIGHT_CONNECT_TIMEOUT_S)
+
+    def database() -> None:
+        drivers.connect(settings.db_connection_string, timeout_s=PREFLIGHT_CONNECT_TIMEOUT_S).close()
+
+    _preflight(f"data lake {service.url}", lake, sleep)
+    _preflight("database", database, sleep)
 
 
 def select_specs(settings: Settings, only: Sequence[str] | None) -> tuple[ExportSpec, ...]:
@@ -65,6 +132,7 @@ def run_export(
     """Export the configured tables (or `only` those) for `export_date`; publish where configured."""
     specs = select_specs(settings, only)
     service = clients.blob_service(settings.data_lake)
+    check_sources(settings, service)
     exports: ContainerClient = service.get_container_client(EXPORTS_CONTAINER)
     if not settings.data_lake.identity_based:
         # Locally (Azurite) we create what Pulumi provisions in Azure; the cloud identity may not.
