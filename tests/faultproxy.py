@@ -147,8 +147,13 @@ class FaultProxy:
             self.latency_s = 0.0
         self.refuse(None)
 
-    def refuse(self, mode: Literal["closed", "rst"] | None) -> None:
-        """`closed`: stop listening (ECONNREFUSED); `rst`: accept and reset at once; None: normal."""
+    def refuse(self, mode: Literal["closed", "rst"] | None, reset_open: bool = True) -> None:
+        """`closed`: stop listening (ECONNREFUSED); `rst`: accept and reset at once; None: normal.
+
+        Refusing also resets the connections already open (a client's pool would keep using them).
+        """
+        if mode is not None and reset_open:
+            self.reset_all()
         with self._lock:
             self._refusing = mode
             if mode == "closed" and self._listener is not None:
@@ -278,7 +283,6 @@ class FaultProxy:
                     continue
                 if fault.kind == "outage":
                     self.refuse("rst")
-                    self.reset_all()
                     return
                 if fault.kind == "stall":
                     deadline = time.monotonic() + fault.stall_s

@@ -1,0 +1,163 @@
+"""Network faults under real scoring: score_input through a fault proxy in front of Azurite.
+
+After every fault: either one complete output (predictions.csv + _manifest.json that agree with
+the bytes, the same rows as a clean run) or nothing visible at all for the input, which is still
+in scoring-input/ unchanged; and the re-run (as the host's retry would) completes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+from azure.core.exceptions import AzureError
+
+from functions.scoring.context import ScoringContext
+from functions.scoring.job import score_input
+from tests.fault_support import assert_nothing_published, assert_scored_once, fast_context, prediction_rows
+from tests.faultproxy import Fault, FaultProxy, azurite_via
+from tests.scoring_support import bank_csv, unique, upload
+
+pytestmark = pytest.mark.integration
+ROWS = 50_000  # ~4.3 MB: two 4 MiB download chunks
+MB = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    return bank_csv(ROWS)
+
+
+@pytest.fixture(scope="module")
+def clean(azurite, served: str, data: bytes) -> pd.DataFrame:
+    """Predictions of the same bytes scored without a fault."""
+    ctx = fast_context(azurite.connection_string, SCORING_CHUNK_ROWS="10000")
+    name = unique("clean")
+    assert score_input(ctx, upload(ctx, name, data)).status == "scored"
+    return prediction_rows(ctx, name, served)
+
+
+@pytest.fixture
+def proxied(azurite, served: str):  # type: ignore[no-untyped-def]
+    """(proxy in front of Azurite's blob port, a scoring context whose storage goes through it, warm)."""
+    with FaultProxy(azurite.blob_port) as proxy:
+        ctx = fast_context(azurite_via(proxy.port, azurite.queue_port), SCORING_CHUNK_ROWS="10000")
+        ctx.models.current()  # the model is loaded before any fault is armed
+        yield proxy, ctx
+
+
+def _upload(ctx: ScoringContext, data: bytes) -> tuple[str, str]:
+    name = unique("fault")
+    client = upload(ctx, name, data)
+    return name, client.get_blob_properties().etag
+
+
+def _assert_input_kept(ctx: ScoringContext, name: str, etag: str, data: bytes) -> None:
+    client = ctx.input_client(f"{name}.csv")
+    assert client.get_blob_properties().etag == etag
+    assert client.download_blob().readall() == data
+
+
+def _rerun_completes(ctx: ScoringContext, name: str, served: str, clean: pd.DataFrame) -> None:
+    assert score_input(ctx, ctx.input_client(f"{name}.csv")).status == "scored"
+    assert_scored_once(ctx, name, served, ROWS)
+    pd.testing.assert_frame_equal(prediction_rows(ctx, name, served), clean)
+
+
+def test_reset_mid_download_once_is_retried_by_the_sdk(proxied, served, data, clean) -> None:
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.arm(Fault("reset", "down", after_bytes=MB, total=True))
+    outcome = score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert proxy.fired == ["reset down after 1,000,000 bytes"]
+    assert outcome.status == "scored"
+    assert_scored_once(ctx, name, served, ROWS)
+    pd.testing.assert_frame_equal(prediction_rows(ctx, name, served), clean)
+    _assert_input_kept(ctx, name, etag, data)
+
+
+def test_reset_mid_download_every_time_raises_leaves_nothing_and_the_rerun_completes(
+    proxied, azurite, served, data, clean
+) -> None:
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.arm(Fault("reset", "down", after_bytes=MB, connections=None))  # every connection, 1 MB in
+    with pytest.raises(AzureError):  # raised: the host retries the invocation, then poisons it
+        score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert proxy.stats["reset"] >= 2
+
+    direct = fast_context(azurite.connection_string)
+    assert_nothing_published(direct, name)
+    _assert_input_kept(direct, name, etag, data)
+
+    proxy.clear()
+    _rerun_completes(ctx, name, served, clean)
+
+
+def test_stalled_download_times_out_and_is_retried(proxied, served, data, clean) -> None:
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.arm(Fault("stall", "down", after_bytes=MB, total=True, stall_s=6.0))
+    started = time.monotonic()
+    outcome = score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert proxy.fired == ["stall down after 1,000,000 bytes"]
+    assert outcome.status == "scored" and time.monotonic() - started >= 2.0  # one read timeout
+    assert_scored_once(ctx, name, served, ROWS)
+    pd.testing.assert_frame_equal(prediction_rows(ctx, name, served), clean)
+    _assert_input_kept(ctx, name, etag, data)
+
+
+@pytest.mark.parametrize("mode", ["closed", "rst"])
+def test_refused_connections_raise_fast_and_leave_nothing(
+    proxied, azurite, served, data, clean, mode
+) -> None:
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.refuse(mode)
+    started = time.monotonic()
+    with pytest.raises(AzureError):
+        score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert time.monotonic() - started < 10
+    if mode == "rst":
+        assert proxy.stats["refused"] >= 1  # accepted, then reset at once
+    direct = fast_context(azurite.connection_string)
+    assert_nothing_published(direct, name)
+    _assert_input_kept(direct, name, etag, data)
+
+    proxy.refuse(None)
+    _rerun_completes(ctx, name, served, clean)
+
+
+def test_outage_at_the_commit_publishes_nothing_and_the_rerun_completes(
+    proxied, azurite, served, data, clean
+) -> None:
+    """Storage goes away just as predictions.csv is committed: the commit never lands."""
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.arm(Fault("outage", match=b"comp=blocklist"))
+    with pytest.raises(AzureError):
+        score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert proxy.fired == ["outage up at b'comp=blocklist' #1"]
+    direct = fast_context(azurite.connection_string)
+    assert_nothing_published(direct, name)
+    _assert_input_kept(direct, name, etag, data)
+
+    proxy.clear()
+    _rerun_completes(ctx, name, served, clean)
+
+
+def test_outage_before_the_manifest_is_finished_by_the_rerun(proxied, azurite, served, data, clean) -> None:
+    """Committed, then storage gone before `_manifest.json`: incomplete by contract; the re-run
+    writes the manifest from the committed blob (status "recovered") without scoring again."""
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.arm(Fault("outage", match=b"_manifest.json", occurrence=2))  # 1: the "already done?" read
+    with pytest.raises(AzureError):
+        score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert proxy.fired == ["outage up at b'_manifest.json' #2"]
+    proxy.clear()
+    assert score_input(ctx, ctx.input_client(f"{name}.csv")).status == "recovered"
+    assert_scored_once(ctx, name, served, ROWS)
+    pd.testing.assert_frame_equal(prediction_rows(ctx, name, served), clean)
+    _assert_input_kept(ctx, name, etag, data)
