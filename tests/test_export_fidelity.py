@@ -21,7 +21,7 @@ from functions.retry import PermanentError
 from tests.conftest import sqlite_odbc
 from tests.support import blob_names, export_one, read_export
 
-HOSTILE_NAMES = ["ñame é", "日本😀", "e\u0301", 'x"y', "Ω" * 40, "a b", "münchen"]
+HOSTILE_NAMES = ["ñame é", "日本😀", "e\u0301", 'x"y', "Ω" * 40, "a b", "münchen", "\U00100000 p16"]
 
 
 def sqlite_expected(value: Any, declared: str) -> str | None:
@@ -118,6 +118,7 @@ HOSTILE_STORAGE = [
     ("TIMESTAMP", "2020-01-02T03:04:05.1234567", "YYYY-MM-DD HH:MM:SS"),
     ("TIMESTAMP", "garbage", "YYYY-MM-DD HH:MM:SS"),
     ("TEXT", "a\x00b", "NUL"),
+    ("TEXT", "private \U00100000", "plane 16"),
     ("TEXT", b"\xff\xfe", "BLOB"),
     ("BLOB", "text", "TEXT or numbers"),
 ]

@@ -21,7 +21,8 @@ parses that text into the column's declared type:
 - Values whose storage class does not fit the declared type (SQLite is dynamically typed) are
   truncated or dropped by the driver: 1.5 in an INTEGER column -> 1, 'abc' in a REAL column
   -> NULL, 2 in a BOOLEAN column -> true, '03:04:05.123' in a TIME column -> 03:04:05, a text
-  with a NUL character cut at the NUL. The guard refuses them.
+  with a NUL character cut at the NUL, characters of plane 16 (U+100000..U+10FFFF) emptied
+  or cut to U+FFFF, in values and in names alike. The guard refuses them (names: read as hex).
 psqlODBC: date and timestamp 'infinity' arrive as 9999-12-31 23:59:59 and '-infinity' as
 0001-01-01 (a date '-infinity' as today's date); BC dates do not fit. The guard refuses them.
 """
@@ -217,8 +218,9 @@ def _sqlite_names(
         else:
             target, in_schema = table, schema or "main"
         try:
+            # hex: the driver garbles even data text outside the BMP's reach (U+100000 and up)
             rows = cursor.execute(
-                "SELECT name, type FROM pragma_table_info(?, ?)", target, in_schema
+                "SELECT hex(name), type FROM pragma_table_info(?, ?)", target, in_schema
             ).fetchall()
         finally:
             if table is None:
@@ -228,7 +230,7 @@ def _sqlite_names(
             f"SQLite reports {len(rows)} columns for {relation} but the driver {count}: "
             "give every column of the query a distinct name"
         )
-    return [row[0] for row in rows], [(row[1] or "").upper() for row in rows]
+    return [bytes.fromhex(row[0]).decode("utf-8") for row in rows], [(row[1] or "").upper() for row in rows]
 
 
 def _sqlite_plan(
@@ -262,7 +264,9 @@ def _sqlite_plan(
             )
             check(storage("real", "integer"), "holds TEXT or BLOB values in a REAL column")
         elif python_type is str:
-            no_nul = f"typeof({q}) <> 'text' OR instr({q}, char(0)) = 0"
+            no_nul = (
+                f"typeof({q}) <> 'text' OR (instr({q}, char(0)) = 0 AND instr(CAST({q} AS BLOB), x'F4') = 0)"
+            )
             if any(word in decl for word in ("CHAR", "CLOB", "TEXT")):  # TEXT affinity: never a REAL
                 check(f"({storage('text', 'integer')}) AND ({no_nul})", _TEXT_PROBLEM)
             else:  # no TEXT affinity (NUMERIC, DECIMAL, untyped, an expression): REALs may be there
@@ -289,8 +293,8 @@ def _sqlite_plan(
 
 
 _TEXT_PROBLEM = (
-    "holds a BLOB, a text with a NUL character or a text starting with U+0001, "
-    "which the SQLite ODBC driver cannot deliver as text"
+    "holds a BLOB, a text with a NUL character, a character of plane 16 (U+100000 and up) "
+    "or a text starting with U+0001, which the SQLite ODBC driver cannot deliver as text"
 )
 # What the driver parses exactly: date, a space or T, time, and at most 6 fractional digits.
 _SQLITE_TIMESTAMP = (
