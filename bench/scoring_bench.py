@@ -193,7 +193,7 @@ def _run_ours(args: argparse.Namespace, connection: str) -> ChildResult:
 
 
 def _scoring_dtypes(schema: Any) -> dict[str, str]:
-    """The dtypes `functions.scoring.records` reads with: categoricals, and the id kept as text."""
+    """The dtypes `model.csvinput.records` reads with: categoricals, and the id kept as text."""
     return {c: "category" for c in schema.categorical} | {schema.id_column: "str"}
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from functions.export.spec import ExportSpec, SpecError, parse_export_tables
+from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
 
 
 def default_workers() -> int:
@@ -66,6 +67,7 @@ class ScoringSettings:
     shard_bytes: int = 64 * MIB
     queue: str = "scoring-shards"
     threads: int = 2
+    duplicate_ids: str = DEFAULT_DUPLICATE_IDS  # keep | reject_rows | reject_file (docs/scoring.md)
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,11 @@ def _scoring(env: Mapping[str, str]) -> ScoringSettings:
             f"setting SCORING_QUEUE={queue!r} is not a storage queue name "
             "(3-63 lowercase letters, digits and single hyphens)"
         )
+    duplicates = _get(env, "SCORING_DUPLICATE_IDS") or ScoringSettings.duplicate_ids
+    if duplicates not in DUPLICATE_POLICIES:
+        raise SettingsError(
+            f"setting SCORING_DUPLICATE_IDS={duplicates!r} is not one of {', '.join(DUPLICATE_POLICIES)}"
+        )
     return ScoringSettings(
         blob_source=source,
         chunk_rows=_int(env, "SCORING_CHUNK_ROWS", ScoringSettings.chunk_rows, 10, 1_000_000),
@@ -202,6 +209,7 @@ def _scoring(env: Mapping[str, str]) -> ScoringSettings:
         shard_bytes=_size(env, "SCORING_SHARD_BYTES", 64 * MIB),
         queue=queue,
         threads=_int(env, "SCORING_THREADS", default_workers(), 1, 32),
+        duplicate_ids=duplicates,
     )
 
 

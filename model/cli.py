@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
+
 log = logging.getLogger("model")
 DEFAULT_REGISTRY = ".local/registry"
 STAGES = ("dev", "preprod", "prod")
@@ -65,37 +67,42 @@ def _load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    """Score a CSV in chunks (bounded memory); output written to a temp file, renamed when complete."""
-    import pandas as pd
-
-    from model.data import sniff_delimiter
+    """Score a CSV file with the trigger's reader and checks (model/csvinput), into local files."""
+    from model.csvinput.errors import FileRejected
+    from model.csvinput.local import LocalOutputs, resolve_delimiter, score_file
+    from model.csvinput.run import ReadOptions
 
     model = _load_model(args)
-    separator = sniff_delimiter(args.input)
-    partial = args.output.with_name(args.output.name + ".partial")
-    scored_rows, rejected, unseen, first_row = 0, [], {}, 1
-    with partial.open("w", encoding="utf-8", newline="") as out:
-        for number, chunk in enumerate(pd.read_csv(args.input, sep=separator, chunksize=args.chunk_rows)):
-            scored, checked = model.predict(chunk, first_row=first_row)
-            scored["model_name"] = model.name
-            scored["model_version"] = model.version
-            scored.to_csv(out, index=False, header=number == 0, lineterminator="\n")
-            scored_rows += len(scored)
-            rejected += checked.rejected
-            for column, count in checked.unseen.items():
-                unseen[column] = unseen.get(column, 0) + count
-            first_row += len(chunk)
-    partial.replace(args.output)
+    options = ReadOptions(
+        chunk_rows=args.chunk_rows,
+        duplicate_ids=args.duplicate_ids,
+        delimiter=resolve_delimiter(args.input, args.delimiter),
+    )
+    outputs = LocalOutputs.beside(args.output)
+    try:
+        scored = score_file(args.input, model, args.output, options)
+    except FileRejected as rejection:
+        print(f"rejected ({rejection.code}): {rejection.message} -> {outputs.error}", file=sys.stderr)
+        return 3
+    tally = scored.tally
     print(
-        f"scored {scored_rows:,} of {first_row - 1:,} rows "
+        f"scored {tally.rows_scored:,} of {tally.rows_in - tally.blank_lines:,} rows "
         f"with {model.name} v{model.version} -> {args.output}"
     )
-    if unseen:
-        print(f"unseen categories (scored as 'other', policy {model.schema.unseen_policy}): {unseen}")
-    if rejected:
-        path = args.output.with_name(args.output.stem + ".rejected.csv")
-        pd.DataFrame(rejected, columns=["row", "reason"]).to_csv(path, index=False)
-        print(f"rejected {len(rejected):,} rows (first: row {rejected[0][0]}: {rejected[0][1]}) -> {path}")
+    if tally.unseen:
+        policy = model.schema.unseen_policy
+        print(f"unseen categories (scored as 'other', policy {policy}): {dict(tally.unseen)}")
+    if tally.duplicate_ids:
+        row, first = tally.first_duplicates[0]
+        print(
+            f"duplicate {scored.id_column}: {tally.duplicate_ids:,} rows (first: row {row} repeats row "
+            f"{first}; --duplicate-ids {args.duplicate_ids})"
+        )
+    if tally.rows_rejected:
+        row, reason = tally.first_rejections[0]
+        print(
+            f"rejected {tally.rows_rejected:,} rows (first: row {row}: {reason}) -> {outputs.rejected_rows}"
+        )
     return 0
 
 
@@ -194,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--input", type=Path, required=True)
     score.add_argument("--output", type=Path, required=True)
     score.add_argument("--chunk-rows", type=int, default=100_000)
+    score.add_argument(
+        "--delimiter",
+        choices=("auto", ",", ";"),
+        default="auto",
+        help="field separator (auto: ';' or ',' from the header line); otherwise read as the trigger reads",
+    )
+    score.add_argument(
+        "--duplicate-ids",
+        choices=DUPLICATE_POLICIES,
+        default=DEFAULT_DUPLICATE_IDS,
+        help="a client_id seen before: keep (score it, count it), reject_rows or reject_file "
+        "(as SCORING_DUPLICATE_IDS)",
+    )
     score.set_defaults(run=cmd_score)
 
     register = commands.add_parser("register", help="store a model folder as the next immutable version")

@@ -68,7 +68,7 @@ class DriftCounts:
         self.rows += len(features)
         self.score_sum += float(np.sum(scores, dtype=np.float64))
         self.scores += score_counts(scores)
-        specs = self.reference["features"]
+        specs = self.reference.get("features", {})  # a version without reference.json counts scores only
         for name, counts in self.numeric.items():
             if name in features:
                 values = features[name].to_numpy(dtype=np.float64)

@@ -177,6 +177,14 @@ class Validated:
     rejected: list[tuple[int, str]]  # (1-based row number, reason)
     unseen: dict[str, int]  # column -> scored rows with a category not seen in training (policy "ignore")
     dropped_columns: list[str]
+    rows: np.ndarray | None = None  # the 1-based row number of every valid row
+
+    def subset(self, keep: np.ndarray, schema: InputSchema) -> Validated:
+        """Only the valid rows where `keep` is true (unseen categories counted again on those)."""
+        frame = self.frame[keep]
+        unseen = {c: int(n) for c in self.unseen if (n := _not_in(frame[c], schema.categories[c]).sum())}
+        rows = None if self.rows is None else self.rows[keep]
+        return Validated(frame, self.ids[keep], self.rejected, unseen, self.dropped_columns, rows)
 
 
 def prepare_features(frame: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
@@ -323,7 +331,14 @@ def validate(
         is_text = isinstance(values.dtype, pd.CategoricalDtype | pd.StringDtype) or values.dtype == object
         clean[column] = values if is_text else values.astype(str)
     ids = frame[schema.id_column].to_numpy()[good] if has_id else row_numbers[good]
-    return Validated(prepare_features(clean, copy=False), ids, problems.listed(row_numbers), unseen, dropped)
+    return Validated(
+        prepare_features(clean, copy=False),
+        ids,
+        problems.listed(row_numbers),
+        unseen,
+        dropped,
+        row_numbers[good],
+    )
 
 
 def onnx_feed(features: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarray]:

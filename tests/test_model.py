@@ -234,8 +234,9 @@ def test_cli_train_then_score(tmp_path, bank):
     )
     assert scored.returncode == 0, scored.stderr
     out = pd.read_csv(tmp_path / "out.csv")
-    assert list(out.columns) == ["client_id", "probability", "decision", "model_name", "model_version"]
-    assert len(out) == 199 and 6 not in out["client_id"].tolist()
+    # The trigger's predictions format: keyed by `row` (the file has no client_id), with scored_at.
+    assert list(out.columns) == ["row", "probability", "decision", "model_name", "model_version", "scored_at"]
+    assert len(out) == 199 and 6 not in out["row"].tolist()
     rejected = pd.read_csv(tmp_path / "out.rejected.csv")
     assert rejected.to_dict("records") == [{"row": 6, "reason": "balance: 'lots' is not a number"}]
 

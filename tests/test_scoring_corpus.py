@@ -96,7 +96,7 @@ REJECTED: dict[str, tuple[Callable[[], bytes], Rejected]] = {
     ),
     "bad UTF-8 (latin-1 text)": (
         lambda: _edit_row(30, "job", "técnico").decode().encode("latin-1"),
-        Rejected("not_utf8", "invalid byte 0xe9"),
+        Rejected("not_utf8", "invalid byte 0xe9 at byte 2337 (in row 30)"),
     ),
     "not CSV (JSON)": (
         lambda: b'[{"client_id": 1, "age": 58}]\n',
@@ -115,6 +115,28 @@ REJECTED: dict[str, tuple[Callable[[], bytes], Rejected]] = {
         Rejected("no_valid_rows", "none of the 40 rows could be scored; first problems: row 1: age: 'old'"),
     ),
     "over the size limit": (lambda: bank_csv(30_000), Rejected("too_large", "over the limit of 2,097,152")),
+    "CR-only line ends (old Mac)": (
+        lambda: to_csv(bank_frame(ROWS), eol="\r"),
+        Rejected("cr_line_endings", "the header has a carriage return (CR) at byte"),
+    ),
+    "bare CR in the header": (
+        lambda: bank_csv(ROWS).replace(b",age,", b",age\r,", 1),
+        Rejected("cr_line_endings", "the header has a carriage return (CR) at byte 13"),
+    ),
+    "mixed line ends with a bare CR": (
+        lambda: bank_csv(ROWS).replace(
+            _lines(bank_csv(ROWS))[17] + b"\r\n", _lines(bank_csv(ROWS))[17] + b"\r", 1
+        ),
+        Rejected("cr_line_endings", "row 17 has a carriage return (CR) at byte"),
+    ),
+    "NUL byte in a late row": (
+        lambda: _edit_row(35, "job", "admin.\x00"),
+        Rejected("binary", "is a NUL byte (in row 35)"),
+    ),
+    "bad UTF-8 in the header": (
+        lambda: bank_csv(ROWS).replace(b"poutcome", b"p\xf6utcome", 1),
+        Rejected("not_utf8", "(in the header)"),
+    ),
 }
 
 
@@ -152,6 +174,7 @@ def test_bad_utf8_after_many_chunks_leaves_no_partial_output(azurite, served: st
     assert outcome.status == "rejected"
     error, _ = rejection(local, name, client.get_blob_properties().etag)
     assert error["code"] == "not_utf8" and error["details"]["byte_offset"] == data.index(b"\xe9")
+    assert error["details"]["row"] == rows + 1 and f"(in row {rows + 1})" in error["message"]
     assert names_under(local, PREDICTIONS_CONTAINER, f"{name}/") == []
     blob = local.service.get_blob_client(PREDICTIONS_CONTAINER, OutputPaths(name, served).predictions)
     assert not blob.exists()
@@ -177,6 +200,23 @@ def _quoted_newline() -> bytes:
 
 def _unseen(manifest: dict, scored: pd.DataFrame) -> None:
     assert manifest["unseen_categories"] == {"job": 1}
+
+
+def _stray_quote() -> bytes:
+    frame = bank_frame(ROWS).astype(object)
+    frame.loc[20, "job"] = 'size 27" screen'  # row 21: a quote in an unquoted field (not RFC 4180)
+    frame.loc[21, "age"] = "x"  # row 22: its number must not be shifted
+    return to_csv(frame).replace(b'"size 27"" screen"', b'size 27" screen')
+
+
+def _unseen_text(manifest: dict, scored: pd.DataFrame) -> None:
+    assert manifest["unseen_categories"] == {"job": 1}  # 'size 27" screen', read as text
+
+
+def _not_shifted(manifest: dict, scored: pd.DataFrame) -> None:
+    # pandas takes the first column as an index when the first row has one field more than the
+    # header, shifting every column of every row: the ids must still be the ids.
+    assert scored["client_id"].astype(int).tolist() == list(range(2, ROWS + 1))
 
 
 def _ignored(manifest: dict, scored: pd.DataFrame) -> None:
@@ -231,6 +271,14 @@ SCORED: dict[str, tuple[Callable[[], bytes], Scored]] = {
     "mixed good and bad rows": (
         lambda: _replace_line(_edit_row(11, "balance", "lots"), 25, b"25,36,nurse"),
         Scored(ROWS, {11: "balance: 'lots' is not a number", 25: "balance: missing value"}),
+    ),
+    "quote inside an unquoted field": (  # pandas reads `27"` as text: so must the scanner
+        lambda: _stray_quote(),
+        Scored(ROWS, {22: "age: 'x' is not a number"}, check=_unseen_text),
+    ),
+    "extra field in the first row": (
+        lambda: _replace_line(bank_csv(ROWS), 1, _lines(bank_csv(ROWS))[1] + b",surplus"),
+        Scored(ROWS, {1: "malformed row: expected 16 fields, saw 17"}, check=_not_shifted),
     ),
     "blank lines": (
         lambda: bank_csv(ROWS).replace(b"\r\n", b"\r\n\r\n", 3) + b"\r\n",

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from functions.scoring.encode import encode_predictions, encode_rejected
-from functions.scoring.errors import FileRejected
-from functions.scoring.header import parse_header
 from functions.scoring.paths import InvalidNameError, RejectedPaths, etag_key, input_name
-from functions.scoring.scan import RecordScanner
 from functions.settings import MIB, SettingsError, load_settings
+from model.csvinput.encode import encode_predictions, encode_rejected
+from model.csvinput.errors import FileRejected
+from model.csvinput.header import parse_header
+from model.csvinput.scan import RecordScanner
 from model.drift import DriftCounts, psi
 from model.reference import build_reference
 from model.schema import FEATURE_SETS, InputSchema, prepare_features
@@ -224,7 +224,7 @@ def test_scoring_settings_parse_and_refuse_clearly() -> None:
 def test_header_is_found_whether_the_download_thread_is_ahead_or_behind(chunks: list[bytes]) -> None:
     import time
 
-    from functions.scoring.source import CheckedStream
+    from model.csvinput.stream import CheckedStream
 
     ahead = CheckedStream(iter(chunks), RecordScanner(1024))
     deadline = time.monotonic() + 10

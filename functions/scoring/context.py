@@ -26,9 +26,10 @@ from functions.scoring.paths import (
     OutputPaths,
     drift_path,
 )
-from functions.scoring.scorer import Tally
 from functions.scoring.source import InputBlob
 from functions.settings import Settings
+from model.csvinput.run import ReadOptions
+from model.csvinput.scorer import Tally
 from model.drift import DriftCounts
 from model.registry import CONTAINER as MODELS_CONTAINER
 from model.registry import BlobStore, Registry
@@ -74,6 +75,11 @@ class ScoringContext:
             # Locally (Azurite) create what Pulumi provisions in Azure; the cloud identity may not.
             for name in (INPUT_CONTAINER, *OUTPUT_CONTAINERS):
                 ensure_container(self.service.get_container_client(name))
+
+    @property
+    def read_options(self) -> ReadOptions:
+        """How inputs are read: comma-separated, chunks of SCORING_CHUNK_ROWS, SCORING_DUPLICATE_IDS."""
+        return ReadOptions(chunk_rows=self.options.chunk_rows, duplicate_ids=self.options.duplicate_ids)
 
     @property
     def predictions(self) -> ContainerClient:
@@ -127,6 +133,7 @@ def manifest_draft(
     scored_at: str,
     started: float,
     shards: int,
+    duplicate_policy: str | None,
 ) -> dict[str, Any]:
     """Everything `_manifest.json` says except the output's bytes and sha256 (added when it is final)."""
     return {
@@ -157,6 +164,7 @@ def manifest_draft(
         "unseen_categories": dict(tally.unseen),
         "ignored_columns": list(ignored[:40]),
         "first_rejections": [list(r) for r in tally.first_rejections[:5]],
+        "duplicate_ids": duplicate_summary(tally, duplicate_policy),
         "mode": "fanout" if shards > 1 else "single",
         "shards": shards,
         "scored_at": scored_at,
@@ -166,3 +174,9 @@ def manifest_draft(
             "total": round(time.time() - started, 3),
         },
     }
+
+
+def duplicate_summary(tally: Tally, policy: str | None) -> dict[str, Any]:
+    """`duplicate_ids` of the manifest: the policy (None without an id column), count, first examples."""
+    examples = [{"row": row, "first_row": first} for row, first in tally.first_duplicates[:5]]
+    return {"policy": policy, "count": tally.duplicate_ids, "examples": examples}

@@ -1,22 +1,10 @@
-"""What can go wrong with one input, split by what the platform should do about it."""
+"""What can go wrong with one input besides its content, split by what the platform should do.
+
+A file that cannot be scored raises `model.csvinput.errors.FileRejected` (permanent: the file goes
+to rejected/). The errors here are about the blob and the model, not the bytes.
+"""
 
 from __future__ import annotations
-
-from typing import Any
-
-
-class FileRejected(Exception):  # noqa: N818 - a verdict, not a crash: the file goes to rejected/
-    """The whole file cannot be scored (permanent): it is copied to rejected/ with error.json.
-
-    `code` is stable and machine-readable (see docs/scoring.md); `message` says exactly what is
-    wrong and where; `details` holds the facts behind it (row, byte offset, columns).
-    """
-
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 class InputChanged(Exception):  # noqa: N818 - an outcome: a newer upload supersedes this one

@@ -1,172 +1,73 @@
 """Scale-out: split a big input into shards, score them in parallel from a queue, assemble once.
 
-1. **Plan** (the blob-triggered invocation): one streaming pass finds record boundaries (quote
-   aware, so a line break inside a quoted field never splits a row), checks the whole file, and
-   sends one queue message per shard: its byte range and the row number it starts at.
+1. **Plan** (the blob-triggered invocation, `functions/scoring/plan.py`): one streaming pass finds
+   record boundaries (quote aware, so a line break inside a quoted field never splits a row),
+   checks the whole file, and sends one queue message per shard: its byte range and first row.
 2. **Score** (queue-triggered, one shard per invocation, in parallel across instances): the
    shard's range is scored like a whole file; its predictions are staged as uncommitted blocks
    *on the final blob* under deterministic block ids, and a small result file records them.
 3. **Assemble** (whichever shard finishes last): when every result is there, commit the blocks
    in input order (header first), then the manifest, through the same exactly-once protocol as
    a whole file. Duplicate messages re-stage identical blocks; two assemblers race harmlessly.
+
+Repeated ids across shards (SCORING_DUPLICATE_IDS): every shard writes the first occurrence of
+each id it scored to an ids file; the assembler merges them. `keep` counts what it finds,
+`reject_file` refuses the file, and `reject_rows` has the shards that hold later occurrences
+scored again (a second message each), their index seeded with the ids of earlier shards, so the
+rows rejected are exactly those a whole-file run rejects (docs/scoring.md, "Duplicate ids").
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
 from functions.blob_io import StagedBlobWriter, commit_blocks, read_text
-from functions.scoring.context import Outcome, ScoringContext, manifest_draft, now_iso
-from functions.scoring.encode import prediction_header, rejected_header
-from functions.scoring.errors import FileRejected, InputChanged
-from functions.scoring.header import parse_header
+from functions.scoring.context import Outcome, ScoringContext, manifest_draft
+from functions.scoring.errors import InputChanged
 from functions.scoring.models import ServedModel
 from functions.scoring.outputs import CSV_CONTENT_TYPE, finalize, output_state, publish, write_json
-from functions.scoring.paths import OutputPaths, input_name
 from functions.scoring.rejection import reject_file
-from functions.scoring.scan import RecordScanner
-from functions.scoring.scorer import Batch, LazySink, Tally, score_stream
-from functions.scoring.single import check_rows, output_id_column
-from functions.scoring.source import CheckedStream, InputBlob, download_chunks
+from functions.scoring.shards import (
+    MAX_CROSS_DUPLICATES,
+    RESCORE,
+    CrossShard,
+    ShardTask,
+    block_prefix,
+    cross_shard,
+    read_seed,
+    write_ids,
+    write_seed,
+)
+from functions.scoring.source import download_chunks
+from model.csvinput.duplicates import IdIndex
+from model.csvinput.encode import prediction_header, rejected_header
+from model.csvinput.errors import FileRejected
+from model.csvinput.header import parse_header
+from model.csvinput.scorer import (
+    SAMPLE_REJECTIONS,
+    Batch,
+    LazySink,
+    Tally,
+    check_rows,
+    duplicate_rejection,
+    id_column_for,
+    score_stream,
+)
+from model.csvinput.stream import CheckedStream
 from model.drift import DriftCounts
 
 log = logging.getLogger(__name__)
-TASK_FORMAT = 1
 _RESULT = re.compile(r"^\d{5}\.json$")
-MARKER = "fanout.json"
-
-
-class BadMessageError(ValueError):
-    """A queue message that is not a shard task (permanent: logged and dropped)."""
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    """One queue message: everything a worker needs to score its shard, and to assemble if last."""
-
-    input: str  # blob name in scoring-input
-    etag: str
-    size: int
-    version: str
-    stage: str | None
-    run: str
-    shard: int
-    shards: int
-    start: int
-    end: int
-    first_row: int
-    header_end: int
-    scored_at: str
-    input_sha256: str
-    input_rows: int
-    last_modified: str
-    started: float
-    format: int = TASK_FORMAT
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, body: str | bytes) -> ShardTask:
-        try:
-            data = json.loads(body)
-            task = cls(**data)
-        except (ValueError, TypeError) as error:
-            raise BadMessageError(f"not a shard task: {error}: {str(body)[:200]!r}") from None
-        if task.format != TASK_FORMAT or not 0 <= task.shard < task.shards or not task.start < task.end:
-            raise BadMessageError(f"inconsistent shard task: {str(body)[:200]!r}")
-        input_name(task.input)  # the same name rules as the trigger
-        return task
-
-    @property
-    def name(self) -> str:
-        return input_name(self.input)
-
-    @property
-    def paths(self) -> OutputPaths:
-        return OutputPaths(self.name, self.version)
-
-    def source(self, ctx: ScoringContext) -> InputBlob:
-        return InputBlob(ctx.input_client(self.input), self.etag, self.size, self.last_modified)
-
-
-def run_key(etag: str, version: str) -> str:
-    """12 hex characters naming one fan-out (input version x model version): block ids and work folder."""
-    return hashlib.sha256(f"{etag}|{version}".encode()).hexdigest()[:12]
-
-
-def block_prefix(run: str, part: int) -> str:
-    """Block ids of one blob must all have the same length: run + 5-digit part (0 = header)."""
-    return f"{run}{part:05d}"
-
-
-# --------------------------------------------------------------------------------------------- plan
-
-
-def plan_fanout(
-    ctx: ScoringContext, source: InputBlob, name: str, served: ServedModel, started: float
-) -> Outcome:
-    paths = OutputPaths(name, served.model.version)
-    run = run_key(source.etag, served.model.version)
-    marker = paths.shards(run) + MARKER
-    if read_text(ctx.predictions, marker) is not None:
-        return Outcome("duplicate", source.path, f"fan-out {run} is already planned")
-    scanner = RecordScanner(ctx.options.max_record_bytes, cut_every=ctx.options.shard_bytes)
-    stream = CheckedStream(download_chunks(source), scanner)
-    try:
-        header_raw = stream.peek_header()
-        parse_header(header_raw, served.model.schema)  # refuse a bad header before any message goes out
-        stream.drain()
-    finally:
-        stream.close()
-    rows = scanner.records - 1
-    assert scanner.header_end is not None
-    if rows <= 0:
-        raise FileRejected("header_only", "the file has a header but no rows")
-    cuts = [cut for cut in scanner.cuts if cut.offset < source.size]
-    starts = [scanner.header_end, *(cut.offset for cut in cuts)]
-    first_rows = [1, *(cut.first_row for cut in cuts)]
-    ends = [*starts[1:], source.size]
-    scored_at = now_iso()
-    tasks = [
-        ShardTask(
-            input=source.client.blob_name,
-            etag=source.etag,
-            size=source.size,
-            version=served.model.version,
-            stage=served.stage,
-            run=run,
-            shard=index,
-            shards=len(starts),
-            start=start,
-            end=end,
-            first_row=first_row,
-            header_end=scanner.header_end,
-            scored_at=scored_at,
-            input_sha256=stream.sha256.hexdigest(),
-            input_rows=rows,
-            last_modified=source.last_modified,
-            started=started,
-        )
-        for index, (start, end, first_row) in enumerate(zip(starts, ends, first_rows, strict=True))
-    ]
-    for task in tasks:
-        ctx.queue.send_message(task.to_json())
-    write_json(ctx.predictions, marker, {"run": run, "shards": len(tasks), "planned_at": scored_at,
-                                         "input": source.path, "etag": source.etag})  # fmt: skip
-    detail = f"{rows:,} rows in {len(tasks)} shards of ~{ctx.options.shard_bytes:,} bytes (run {run})"
-    log.info("fanned out %s: %s", source.path, detail)
-    return Outcome("fanned_out", source.path, detail)
+_RESCORED = re.compile(r"^(\d{5})\.rescored\.json$")
 
 
 # --------------------------------------------------------------------------------------------- score
@@ -177,7 +78,7 @@ def score_shard(ctx: ScoringContext, task: ShardTask) -> Outcome:
     paths = task.paths
     if output_state(ctx.predictions, paths, task.etag) == "complete":
         return Outcome("duplicate", task.input, f"shard {task.shard}: the output is already complete")
-    result_path = paths.shard_result(task.run, task.shard)
+    result_path = task.result_path()
     if read_text(ctx.predictions, result_path) is None:
         write_json(ctx.predictions, result_path, _score_range(ctx, task))
     return assemble_if_complete(ctx, task)
@@ -188,24 +89,38 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
     source = task.source(ctx)
     container = ctx.predictions
     predictions = StagedBlobWriter(
-        container.get_blob_client(task.paths.predictions), block_prefix=block_prefix(task.run, task.shard + 1)
+        container.get_blob_client(task.paths.predictions), block_prefix=block_prefix(task.run, task.part)
     )
     rejected = LazySink(
         lambda: StagedBlobWriter(
             container.get_blob_client(task.paths.rejected_rows),
-            block_prefix=block_prefix(task.run, task.shard + 1),
+            block_prefix=block_prefix(task.run, task.part),
         )
     )
     stream = None
+    ids = IdIndex()
     try:
         header_raw = b"".join(download_chunks(source, 0, task.header_end))
         header = parse_header(header_raw, served.model.schema)
-        id_column = output_id_column(header, served)
+        id_column = id_column_for(header, served.model.schema)
+        if task.rescore:  # ids of earlier shards that repeat here: rejected as a whole file rejects them
+            seed = read_seed(container, task.work_file(task.shard, "seed"))
+            ids.add(seed["h"], seed["r"])
         stream = CheckedStream(download_chunks(source, task.start, task.end), None, prefix=header_raw)
         drift = DriftCounts(served.reference)
-        batch = Batch(served.model, task.scored_at, id_column)
+        # reject_file is decided by the assembler, over all shards: a shard only counts.
+        policy = "keep" if task.duplicate_ids == "reject_file" else task.duplicate_ids
+        batch = Batch(served.model, task.scored_at, id_column, policy)
         tally = score_stream(
-            stream, header, batch, predictions, rejected, drift, ctx.options.chunk_rows, task.first_row
+            stream,
+            header,
+            batch,
+            predictions,
+            rejected,
+            drift,
+            ctx.options.chunk_rows,
+            task.first_row,
+            ids=ids,
         )
         if predictions.bytes_written:  # a shard of rejected rows only stages nothing (no empty block)
             predictions.stage_rest()
@@ -221,6 +136,9 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
     finally:
         if stream is not None:
             stream.close()
+    ids_file = None
+    if batch.tracks_ids and not task.rescore and task.shards > 1:
+        ids_file = write_ids(container, task.work_file(task.shard, "ids"), ids.to_array())
     return {
         "status": "ok",
         "id_column": id_column,
@@ -229,6 +147,10 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
         "rejected_blocks": rejected.writer.block_ids if rejected.writer is not None else [],
         "tally": tally.to_dict(),
         "drift": drift.to_dict(),
+        "first_row": task.first_row,
+        "start": task.start,
+        "end": task.end,
+        "ids": ids_file,
     }
 
 
@@ -258,6 +180,70 @@ def _tidy(container: ContainerClient, task: ShardTask) -> None:
             container.delete_blob(blob.name)
 
 
+def _rescore_task(task: ShardTask, shard: int, result: dict[str, Any]) -> ShardTask:
+    return dataclasses.replace(
+        task,
+        shard=shard,
+        start=result["start"],
+        end=result["end"],
+        first_row=result["first_row"],
+        rescore=True,
+    )
+
+
+def _second_pass(
+    ctx: ScoringContext, task: ShardTask, results: list[dict[str, Any]]
+) -> tuple[dict[int, dict[str, Any]], CrossShard | None, Outcome | None]:
+    """Ids repeated across shards: (re-scored results by shard, what the merge found, or an Outcome to stop).
+
+    With reject_rows, the shards that hold later occurrences are scored again with those ids
+    seeded as already seen; the last of them assembles. Everything here is idempotent: a crash
+    anywhere is finished by the redelivered message.
+    """
+    container = ctx.predictions
+    marker = read_text(container, task.paths.shards(task.run) + RESCORE)
+    if marker is None:
+        wanted = {first for r in results for _, first in r["tally"].get("first_duplicates", [])}
+        cross = cross_shard(container, results, SAMPLE_REJECTIONS, wanted)
+        if task.duplicate_ids != "reject_rows" or not cross.count:
+            return {}, cross, None
+        if cross.count > MAX_CROSS_DUPLICATES:
+            row, first = cross.examples[0]
+            raise FileRejected(
+                "duplicate_ids",
+                f"{cross.count:,} rows repeat an id of an earlier shard (first: row {row} repeats row "
+                f"{first}), more than the {MAX_CROSS_DUPLICATES:,} that SCORING_DUPLICATE_IDS=reject_rows "
+                "re-scores in a fanned-out file: remove the repeated rows, or choose keep",
+                row=row,
+                first_row=first,
+                rows=cross.count,
+            )
+        for shard, seed in cross.seeds.items():
+            write_seed(container, task.work_file(shard, "seed"), seed)
+        affected = sorted(cross.seeds)
+        write_json(
+            container, task.paths.shards(task.run) + RESCORE, {"shards": affected, "rows": cross.count}
+        )
+    else:
+        affected = json.loads(marker)["shards"]
+    rescored: dict[int, dict[str, Any]] = {}
+    prefix = task.paths.shards(task.run)
+    for blob in container.list_blobs(name_starts_with=prefix):
+        match = _RESCORED.match(blob.name[len(prefix) :])
+        if match and (text := read_text(container, blob.name)) is not None:
+            rescored[int(match.group(1))] = json.loads(text)
+    missing = [shard for shard in affected if shard not in rescored]
+    if not missing:
+        return rescored, None, None
+    if marker is None or not task.rescore:  # first time here, or a redelivery after a crash: (re)send
+        for shard in missing:
+            ctx.queue.send_message(_rescore_task(task, shard, results[shard]).to_json())
+    detail = (
+        f"{len(missing)} of {len(affected)} shards to score again without ids repeated from earlier shards"
+    )
+    return rescored, None, Outcome("shard_scored", task.input, detail)
+
+
 def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
     container = ctx.predictions
     results = _results(container, task)
@@ -272,19 +258,26 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
         return Outcome("shard_scored", task.input, f"shard {task.shard + 1} of {task.shards} scored")
     source = task.source(ctx)
     served = ctx.models.version(task.version, task.stage)
-    failed = next((r for r in results if r["status"] != "ok"), None)
-    if failed is not None and failed["status"] == "superseded":
-        _tidy(container, task)
-        return Outcome("superseded", task.input, failed["message"])
-    tally = Tally()
-    drift = DriftCounts(served.reference)
-    for result in results:
-        if result["status"] == "ok":
-            tally.merge(Tally.from_dict(result["tally"]))
-            drift.merge(DriftCounts.from_dict(served.reference, result["drift"]))
     try:
+        failed = next((r for r in results if r["status"] != "ok"), None)
+        cross = None
+        if failed is None and any(r.get("ids") for r in results):
+            rescored, cross, waiting = _second_pass(ctx, task, results)
+            if waiting is not None:
+                return waiting
+            results = [rescored.get(shard, result) for shard, result in enumerate(results)]
+            failed = next((r for r in results if r["status"] != "ok"), None)
+        if failed is not None and failed["status"] == "superseded":
+            _tidy(container, task)
+            return Outcome("superseded", task.input, failed["message"])
         if failed is not None:
             raise FileRejected(failed["code"], failed["message"], **failed["details"])
+        tally, drift = _merged(results, served)
+        if cross is not None:  # keep / reject_file: what the shards found, and what repeats across them
+            tally.first_duplicates = cross.resolve(tally.first_duplicates)
+            tally.add_duplicates(cross.count, cross.examples)
+        if task.duplicate_ids == "reject_file" and tally.duplicate_ids:
+            raise duplicate_rejection(results[0]["id_column"], *tally.first_duplicates[0])
         check_rows(tally)
     except FileRejected as rejection:
         reject_file(ctx.service, source, task.name, rejection, served.describe())
@@ -300,6 +293,15 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
         outcome = Outcome("superseded", task.input, str(change))
     _tidy(container, task)
     return outcome
+
+
+def _merged(results: list[dict[str, Any]], served: ServedModel) -> tuple[Tally, DriftCounts]:
+    tally = Tally()
+    drift = DriftCounts(served.reference)
+    for result in results:
+        tally.merge(Tally.from_dict(result["tally"]))
+        drift.merge(DriftCounts.from_dict(served.reference, result["drift"]))
+    return tally, drift
 
 
 def _stage_header(blob: BlobClient, run: str, header: bytes) -> list[str]:
@@ -345,6 +347,7 @@ def _publish(
         scored_at=task.scored_at,
         started=task.started,
         shards=task.shards,
+        duplicate_policy=task.duplicate_ids if results[0]["id_column"] != "row" else None,
     )
 
     def commit_predictions(metadata: dict[str, str], conditions: dict[str, Any]) -> None:

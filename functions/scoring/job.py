@@ -14,13 +14,17 @@ import time
 from azure.storage.blob import BlobClient
 
 from functions.scoring.context import Outcome, ScoringContext
-from functions.scoring.errors import FileRejected, InputChanged
-from functions.scoring.fanout import BadMessageError, ShardTask, plan_fanout, score_shard
+from functions.scoring.errors import InputChanged
+from functions.scoring.fanout import score_shard
 from functions.scoring.outputs import finalize, output_state
 from functions.scoring.paths import InvalidNameError, OutputPaths, input_name
+from functions.scoring.plan import plan_fanout
 from functions.scoring.rejection import already_rejected, reject_file
+from functions.scoring.shards import BadMessageError, ShardTask
 from functions.scoring.single import score_whole
 from functions.scoring.source import InputBlob
+from model.csvinput.errors import FileRejected
+from model.csvinput.scorer import check_size
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
             manifest = finalize(ctx.predictions, paths, source.etag)
             return Outcome("recovered", path, "the manifest of a committed output was written", manifest)
         try:
-            _check_size(source, ctx.options.max_bytes)
+            check_size(source.size, ctx.options.max_bytes)
             if source.size > ctx.options.fanout_bytes:
                 return plan_fanout(ctx, source, name, served, started)
             return score_whole(ctx, source, name, served, started)
@@ -59,18 +63,6 @@ def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
     except InputChanged as change:
         log.info("not scoring %s: %s", path, change)
         return Outcome("superseded", path, str(change))
-
-
-def _check_size(source: InputBlob, max_bytes: int) -> None:
-    if source.size == 0:
-        raise FileRejected("empty_file", "the file is empty (0 bytes)")
-    if source.size > max_bytes:
-        raise FileRejected(
-            "too_large",
-            f"the file has {source.size:,} bytes, over the limit of {max_bytes:,} (SCORING_MAX_BYTES)",
-            bytes=source.size,
-            limit_bytes=max_bytes,
-        )
 
 
 def score_shard_message(ctx: ScoringContext, body: str | bytes) -> Outcome:

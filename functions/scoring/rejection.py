@@ -16,10 +16,10 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from functions.blob_io import copy_blob, read_text
-from functions.scoring.errors import FileRejected
 from functions.scoring.outputs import CSV_CONTENT_TYPE
 from functions.scoring.paths import REJECTED_CONTAINER, RejectedPaths
 from functions.scoring.source import InputBlob
+from model.csvinput.errors import FileRejected
 
 log = logging.getLogger(__name__)
 ERROR_FORMAT = 1

@@ -1,13 +1,11 @@
-"""Reading an input blob: pinned to one version, in ranged chunks, downloaded ahead on a thread.
+"""Reading an input blob: pinned to one version, in ranged chunks (model.csvinput.stream.CheckedStream
+downloads them ahead on a thread and checks them).
 
 Never whole in memory: at most `prefetch + 1` chunks are held, whatever the size of the blob.
 """
 
 from __future__ import annotations
 
-import hashlib
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,10 +14,9 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError, Reso
 from azure.storage.blob import BlobClient
 
 from functions.scoring.errors import InputChanged
-from functions.scoring.scan import RecordScanner
+from model.csvinput.options import READ_CHUNK_BYTES
 
-CHUNK_BYTES = 4 * 1024 * 1024
-_DONE = object()
+CHUNK_BYTES = READ_CHUNK_BYTES
 
 
 @dataclass(frozen=True)
@@ -76,94 +73,3 @@ def download_chunks(
             raise InputChanged(f"{source.path} returned {len(data)} bytes for a range of {length}")
         yield data
         position += length
-
-
-class CheckedStream:
-    """A file-like object for the CSV parser over downloaded chunks, each checked by a RecordScanner.
-
-    Download and checks run on a background thread, `prefetch` chunks ahead of the parser, so
-    network waits overlap with parsing and scoring. An error of either (a FileRejected from the
-    checks, a storage error) is raised to the reader at its next `read`.
-    """
-
-    def __init__(
-        self, chunks: Iterator[bytes], scanner: RecordScanner | None, prefix: bytes = b"", prefetch: int = 2
-    ) -> None:
-        self.scanner = scanner
-        self.sha256 = hashlib.sha256()  # of the chunks (not the prefix): the input's digest when read whole
-        self._chunks = chunks
-        self._pending: list[bytes] = [prefix] if prefix else []
-        self._queue: queue.Queue[object] = queue.Queue(prefetch)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, name="download-input", daemon=True)
-        self._thread.start()
-        self.finished = False
-
-    def _produce(self) -> None:
-        try:
-            for chunk in self._chunks:
-                self.sha256.update(chunk)
-                if self.scanner is not None:
-                    self.scanner.feed(chunk)
-                if not self._put(chunk):
-                    return
-            if self.scanner is not None:
-                self.scanner.finish()
-            self._put(_DONE)
-        except BaseException as error:  # noqa: BLE001 - handed to the reading thread
-            self._put(error)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _next(self) -> bytes:
-        item = self._queue.get()
-        if item is _DONE:
-            self.finished = True
-            return b""
-        if isinstance(item, BaseException):
-            self.finished = True
-            raise item
-        assert isinstance(item, bytes)
-        return item
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to one chunk (the parser asks again until it gets b"")."""
-        if self._pending:
-            return self._pending.pop(0)
-        if self.finished:
-            return b""
-        return self._next()
-
-    def peek_header(self) -> bytes:
-        """The first record (the header), read ahead without consuming anything."""
-        assert self.scanner is not None, "the header is found by the scanner"
-        buffered = b"".join(self._pending)
-        # The scanner (on the download thread) may be chunks ahead: read until the header's end is
-        # known *and* buffered here.
-        while not self.finished and (
-            self.scanner.header_end is None or len(buffered) < self.scanner.header_end
-        ):
-            chunk = self._next()
-            if not chunk:
-                break
-            self._pending.append(chunk)
-            buffered += chunk
-        end = self.scanner.header_end
-        return buffered if end is None else buffered[:end]
-
-    def drain(self) -> None:
-        """Read to the end (so the checks see every byte), discarding the bytes."""
-        self._pending.clear()
-        while self.read():
-            pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)

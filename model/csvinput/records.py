@@ -4,6 +4,11 @@ pandas' C parser does the work. Rows it cannot split into the header's columns (
 are skipped and reported as ParserWarnings that name their record; those become rejected rows,
 and the row numbers of the rows around them stay right. Blank lines are kept by the parser (so
 numbering matches the file) and dropped here.
+
+One guard: when the first data row has exactly one field more than the header, pandas takes
+the first column as the index ("implicit index") and shifts every column of every row. A row of
+empty fields, exactly as many as the header has, is put in front of the data so the parser
+never sees that case; it is dropped again before numbering.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from functions.scoring.errors import FileRejected
-from functions.scoring.header import Header
+from model.csvinput.errors import FileRejected
+from model.csvinput.header import Header
 from model.schema import InputSchema
 
 _SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
+_GUARD_LINES = 1  # lines the guard adds before the first data row
 
 
 @dataclass
@@ -30,6 +36,26 @@ class Chunk:
     row_numbers: np.ndarray  # the 1-based row number of each row of `frame`
     malformed: list[tuple[int, str]] = field(default_factory=list)  # rows the parser could not split
     blank: int = 0  # blank lines dropped
+
+
+class _Guarded:
+    """The stream with a row of empty fields right after the header record (`header_bytes` long)."""
+
+    def __init__(self, stream: IO[bytes], header: Header) -> None:
+        self._stream = stream
+        self._left = len(header.raw)  # header bytes still to pass before the guard goes in
+        guard = '""' + header.delimiter * (len(header.columns) - 1) + "\n"
+        self._guard: bytes | None = (b"" if header.raw.endswith(b"\n") else b"\n") + guard.encode()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if self._guard is None:
+            return data
+        if len(data) < self._left and data:
+            self._left -= len(data)
+            return data
+        guard, self._guard = self._guard, None
+        return data[: self._left] + guard + data[self._left :]
 
 
 def _dtypes(header: Header, schema: InputSchema) -> dict[str, str]:
@@ -44,24 +70,31 @@ def read_chunks(
     stream: IO[bytes], header: Header, schema: InputSchema, chunk_rows: int, first_row: int = 1
 ) -> Iterator[Chunk]:
     """Frames of at most `chunk_rows` rows; the stream starts with the header record."""
-    reader = pd.read_csv(
-        stream,
-        chunksize=chunk_rows,
-        dtype=_dtypes(header, schema),
-        keep_default_na=False,
-        na_values=[""],
-        skip_blank_lines=False,
-        on_bad_lines="warn",
-        encoding="utf-8",
-        engine="c",
-    )
+    try:
+        reader = pd.read_csv(
+            _Guarded(stream, header),
+            sep=header.delimiter,
+            chunksize=chunk_rows,
+            dtype=_dtypes(header, schema),
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+            on_bad_lines="warn",
+            encoding="utf-8",
+            engine="c",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:  # reading the header line
+        raise FileRejected("malformed_csv", f"the file is not valid CSV: {error}") from None
     skipped: dict[int, str] = {}  # row number -> why the parser skipped it
     next_row = first_row
+    guard = True
     with reader:
         while True:
             frame = _next_frame(reader, skipped, first_row)
             if frame is None:
                 break
+            if guard:  # the first row of the first frame is the guard row
+                frame, guard = frame.iloc[1:], False
             rows, malformed, next_row = _number(len(frame), next_row, skipped)
             blank = _blank_lines(frame)
             if blank.any():
@@ -79,14 +112,16 @@ def _next_frame(reader: Any, skipped: dict[int, str], first_row: int) -> pd.Data
             frame = next(reader)
         except StopIteration:
             frame = None
-        except pd.errors.ParserError as error:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise FileRejected("malformed_csv", f"the file is not valid CSV: {error}") from None
         except UnicodeDecodeError as error:
             raise FileRejected("not_utf8", f"the file is not UTF-8 text: {error}") from None
     for warning in caught:  # one warning may list several lines
         for match in _SKIPPED.finditer(str(warning.message)):
-            # The parser counts the header as line 1: line N is row N - 1 of this stream.
-            skipped[first_row + int(match.group(1)) - 2] = f"malformed row: {match.group(2).strip()}"
+            # The parser counts the header as line 1 and the guard as line 2: line N is row N - 2
+            # of this stream.
+            row = first_row + int(match.group(1)) - 2 - _GUARD_LINES
+            skipped[row] = f"malformed row: {match.group(2).strip()}"
     return frame
 
 

@@ -1,0 +1,125 @@
+"""Ids seen so far, for the duplicate-id policy: 64-bit hashes of the id text, in bounded memory.
+
+Only the rows that would be scored count: an id is a duplicate when an earlier *scored* row had
+the same text (verbatim: `17` and `017` differ). Each id costs 16 bytes (hash + row number of its
+first occurrence), kept as a few sorted runs merged as they grow (lookups are binary searches).
+Hashes are pandas' SipHash-based `hash_array` with its fixed key, so the same id hashes the same
+in every process, and a shard's runs can be merged with other shards' by the assembler.
+
+Two different ids share a hash with probability about n^2 / 2^65 (3e-6 for 10 million ids): such
+a pair would be counted as a duplicate. Within one file that is the price of not keeping every id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+HASH_ROW = np.dtype([("h", "<u8"), ("r", "<i8")])
+BUCKETS = 256  # a shard's ids file is indexed by the top byte of the hash: ranged reads per bucket
+
+
+def id_hashes(ids: np.ndarray) -> np.ndarray:
+    """uint64 hash of each id's text."""
+    if len(ids) == 0:
+        return np.empty(0, dtype=np.uint64)
+    return pd.util.hash_array(np.asarray(ids, dtype=object), categorize=False)
+
+
+def _sorted_run(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    run = np.empty(len(hashes), dtype=HASH_ROW)
+    order = np.argsort(hashes, kind="stable")
+    run["h"] = hashes[order]
+    run["r"] = rows[order]
+    return run
+
+
+def _merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    both = np.concatenate([a, b])
+    return both[np.argsort(both["h"], kind="stable")]
+
+
+class IdIndex:
+    """First occurrences of the ids seen so far: hash -> row."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def first_rows(self, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For rows in file order: the row of an earlier occurrence of each id (or -1), and the hashes.
+
+        Earlier means a row seen before this call, or an earlier row of this call.
+        """
+        hashes = id_hashes(ids)
+        first = np.full(len(hashes), -1, dtype=np.int64)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run["h"], hashes), len(run) - 1)
+            hit = run["h"][at] == hashes
+            first[hit] = run["r"][at[hit]]
+        order = np.argsort(hashes, kind="stable")  # stable: the first of equal hashes is the earliest row
+        ordered = hashes[order]
+        repeat = np.zeros(len(ordered), dtype=bool)
+        repeat[1:] = ordered[1:] == ordered[:-1]
+        group_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ordered))))
+        within = np.full(len(hashes), -1, dtype=np.int64)
+        within[order[repeat]] = rows[order[group_start[repeat]]]
+        return np.where(first >= 0, first, within), hashes
+
+    def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:
+        """Record first occurrences (hashes not seen before, each once)."""
+        if len(hashes) == 0:
+            return
+        self._runs.append(_sorted_run(hashes, np.asarray(rows, dtype=np.int64)))
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            last = self._runs.pop()
+            self._runs[-1] = _merge(self._runs[-1], last)
+
+    def to_array(self) -> np.ndarray:
+        """All first occurrences, sorted by hash."""
+        merged = np.empty(0, dtype=HASH_ROW)
+        for run in self._runs:
+            merged = _merge(merged, run)
+        return merged
+
+
+def bucket_starts(array: np.ndarray) -> list[int]:
+    """Index of the first entry of each bucket (top byte of the hash), plus the length: 257 numbers."""
+    bounds = np.array([b << 56 for b in range(BUCKETS)], dtype=np.uint64)
+    return [*np.searchsorted(array["h"], bounds).tolist(), len(array)]
+
+
+Reader = Callable[[int, int], np.ndarray]  # (first entry, end entry) -> that slice of a shard's array
+
+
+def cross_duplicates(
+    parts: Sequence[tuple[list[int], Reader]], budget: int = 4_000_000
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Ids that repeat across parts (each part's ids unique): (hashes, later rows, first-occurrence rows).
+
+    Every part is a sorted HASH_ROW array given by its bucket starts and a reader of entry ranges.
+    Buckets are taken a group at a time, at most about `budget` entries of all parts together, so
+    memory stays bounded whatever the size of the file.
+    """
+    counts = np.sum([np.diff(starts) for starts, _ in parts], axis=0) if parts else np.zeros(BUCKETS)
+    low = 0
+    while low < BUCKETS:
+        high, total = low, 0
+        while high < BUCKETS and (high == low or total + counts[high] <= budget):
+            total += int(counts[high])
+            high += 1
+        slices = [read(starts[low], starts[high]) for starts, read in parts if starts[high] > starts[low]]
+        low = high
+        if len(slices) < 2:
+            continue
+        both = np.concatenate(slices)
+        both = both[np.lexsort((both["r"], both["h"]))]
+        repeat = np.zeros(len(both), dtype=bool)
+        repeat[1:] = both["h"][1:] == both["h"][:-1]
+        if repeat.any():
+            group_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(both))))
+            yield both["h"][repeat], both["r"][repeat], both["r"][group_start[repeat]]
