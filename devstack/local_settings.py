@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from devstack import azurite
 from devstack.demo_data import sqlite_connection_string
+from functions.settings import ScoringSettings
 
 if TYPE_CHECKING:
     from devstack.triggers import TriggerHost
@@ -38,6 +39,7 @@ def defaults(
         "MODEL_STAGE": "dev",
         "SCORING_BLOB_SOURCE": "LogsAndContainerScan",  # Event Grid does not reach this machine
         "SCORING_QUEUE": "scoring-shards",
+        "SCORING_DUPLICATE_IDS": ScoringSettings.duplicate_ids,
     }
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import pulumi
 
+from functions.settings import ScoringSettings
+from model.csvinput.options import DUPLICATE_POLICIES
+
 ENVIRONMENTS = ("dev", "preprod", "prod")
 PROJECT = "mlops-azure-functions"
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -46,6 +49,7 @@ class AppSettings:
     export_tables: str = "clients,campaign_outcomes:contact_date"
     export_publish_tables: str = "clients"
     export_schedule: str = "0 0 2 * * *"
+    scoring_duplicate_ids: str = ScoringSettings.duplicate_ids  # one default: functions/settings.py
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,9 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
             export_tables=_text(raw, "exportTables", AppSettings.export_tables),
             export_publish_tables=raw.get("exportPublishTables", AppSettings.export_publish_tables),
             export_schedule=_text(raw, "exportSchedule", AppSettings.export_schedule),
+            scoring_duplicate_ids=_choice(
+                raw, "scoringDuplicateIds", AppSettings.scoring_duplicate_ids, DUPLICATE_POLICIES
+            ),
         ),
     )
 
@@ -196,6 +203,7 @@ CONFIG_KEYS = (
     "exportTables",
     "exportPublishTables",
     "exportSchedule",
+    "scoringDuplicateIds",
 )
 
 

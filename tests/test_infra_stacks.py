@@ -281,6 +281,7 @@ def test_app_settings_satisfy_the_settings_contract(name: str) -> None:
     assert loaded.data_lake.identity_based
     assert loaded.data_lake.blob_service_uri == synthesis.outputs["dataLakeBlobEndpoint"]
     assert loaded.scoring.blob_source == "EventGrid"
+    assert loaded.scoring.duplicate_ids == settings["SCORING_DUPLICATE_IDS"] == "keep"
     assert loaded.model_stage == name
     secret = by_type(synthesis, "keyvault:Secret")[0].inputs
     assert secret["secretName"] == "db-connection-string"

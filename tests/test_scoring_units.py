@@ -208,12 +208,16 @@ def test_scoring_settings_parse_and_refuse_clearly() -> None:
         256 * MIB,
         "scoring-shards",
     )
+    assert scoring.duplicate_ids == "keep"
+    rows = load_settings({**base, "SCORING_DUPLICATE_IDS": "reject_rows"}).scoring
+    assert rows.duplicate_ids == "reject_rows"
     sized = load_settings({**base, "SCORING_SHARD_BYTES": "512KiB", "SCORING_MAX_BYTES": "2GB"}).scoring
     assert (sized.shard_bytes, sized.max_bytes) == (512 * 1024, 2048 * MIB)
     for key, value, says in [
         ("SCORING_BLOB_SOURCE", "Polling", "is not one of"),
         ("SCORING_QUEUE", "Scoring_Shards", "not a storage queue name"),
         ("SCORING_FANOUT_BYTES", "lots", "not a size"),
+        ("SCORING_DUPLICATE_IDS", "drop", "not one of keep, reject_rows, reject_file"),
         ("MODEL_STAGE", "staging", "not one of dev, preprod, prod"),
     ]:
         with pytest.raises(SettingsError, match=f"{key}.*{says}"):
@@ -245,3 +249,15 @@ def test_unseen_categories_are_counted_on_scored_rows_only() -> None:
     checked = validate(rows, _schema())
     assert checked.unseen == {"job": 1}
     assert checked.rejected == [(2, "marital: missing value")]
+
+
+def test_duplicate_ids_setting_has_one_default_everywhere() -> None:
+    from devstack.local_settings import defaults
+    from functions.settings import ScoringSettings
+    from infra.config import AppSettings
+    from model.csvinput.options import DEFAULT_DUPLICATE_IDS
+    from tests.support import REPO
+
+    example = json.loads((REPO / "functions" / "local.settings.example.json").read_text())["Values"]
+    assert ScoringSettings.duplicate_ids == DEFAULT_DUPLICATE_IDS == AppSettings.scoring_duplicate_ids
+    assert example["SCORING_DUPLICATE_IDS"] == defaults()["SCORING_DUPLICATE_IDS"] == DEFAULT_DUPLICATE_IDS

@@ -61,6 +61,7 @@ def app_settings(args: FunctionAppArgs, host_blob: pulumi.Input[str], host_queue
         "MODEL_STAGE": args.settings.model_stage,
         "SCORING_BLOB_SOURCE": "EventGrid",
         "SCORING_QUEUE": SHARD_QUEUE,
+        "SCORING_DUPLICATE_IDS": args.settings.scoring_duplicate_ids,
     }
 
 
