@@ -242,8 +242,11 @@ def _sqlite_plan(
         q, python_type = quote_name(name), d[1]
         wire, decoder, expression = python_type, None, q
 
-        def check(allowed: str, problem: str, i: int = index, q: str = q) -> None:
+        def check(allowed: str, problem: str, i: int = index) -> None:
             checks.append(Check(i, f"NOT ({allowed})", problem))
+
+        def flag(bad: str, problem: str, i: int = index) -> None:  # cheaper where "bad" is simple
+            checks.append(Check(i, bad, problem))
 
         def storage(*classes: str, q: str = q) -> str:
             return f"typeof({q}) IN ({', '.join(repr(c) for c in ('null', *classes))})"
@@ -264,18 +267,20 @@ def _sqlite_plan(
             )
             check(storage("real", "integer"), "holds TEXT or BLOB values in a REAL column")
         elif python_type is str:
-            no_nul = (
-                f"typeof({q}) <> 'text' OR (instr({q}, char(0)) = 0 AND instr(CAST({q} AS BLOB), x'F4') = 0)"
-            )
-            if any(word in decl for word in ("CHAR", "CLOB", "TEXT")):  # TEXT affinity: never a REAL
-                check(f"({storage('text', 'integer')}) AND ({no_nul})", _TEXT_PROBLEM)
+            # NUL cuts the value; 0xF4 leads every UTF-8 character of plane 16, which the driver empties
+            damaged = f"instr({q}, char(0)) OR instr(CAST({q} AS BLOB), x'F4')"
+            if any(word in decl for word in ("CHAR", "CLOB", "TEXT")):  # TEXT affinity: text, NULL or BLOB
+                flag(f"typeof({q}) = 'blob' OR {damaged}", _TEXT_PROBLEM)
             else:  # no TEXT affinity (NUMERIC, DECIMAL, untyped, an expression): REALs may be there
                 decoder = "tagged_text"
                 expression = (
                     f"CASE WHEN typeof({q}) = 'real' THEN char(1) || printf('%!.20e', {q}) ELSE {q} END"
                 )
-                tagless = f"typeof({q}) <> 'text' OR substr({q}, 1, 1) <> char(1)"
-                check(f"({storage('text', 'integer', 'real')}) AND ({no_nul}) AND ({tagless})", _TEXT_PROBLEM)
+                tagged = f"substr({q}, 1, 1) = char(1)"
+                flag(
+                    f"typeof({q}) = 'blob' OR (typeof({q}) = 'text' AND ({damaged} OR {tagged}))",
+                    _TEXT_PROBLEM,
+                )
         elif python_type in (bytes, bytearray):
             check(storage("blob"), "holds TEXT or numbers in a BLOB column")
         elif python_type is bool:
