@@ -5,6 +5,8 @@
   `azure-webjobs-hosts/blobreceipts/{host}/{function}/{etag}/{container}/{blob}`; so does this
   runner, in the same place of the host storage account. A failing invocation is retried up to 5
   times; then the blob is parked in the `webjobs-blobtrigger-poison` queue and receipted.
+- **Names the path does not match** are treated as the deployed app (Event Grid) treats them; see
+  `unmatched_reason`. Each is logged once per version and counted in the round's Deliveries.
 - **Queue trigger**: messages are received with a visibility timeout and deleted when the
   invocation succeeds; a failed one becomes visible again, and after 5 deliveries it moves to
   `{queue}-poison`. Bodies are Base64, as the host expects by default.
@@ -72,6 +74,30 @@ def path_pattern(path: str) -> tuple[str, re.Pattern[str]]:
     return container, re.compile(f"^{regex}$")
 
 
+def literal_suffix(path: str) -> str:
+    """The fixed text after the last `{...}` of a trigger path (`.csv`): what Event Grid filters on."""
+    return re.split(r"\{[^}]+\}", path.partition("/")[2])[-1]
+
+
+def unmatched_reason(blob_name: str, suffix: str) -> str:
+    """Why a blob that the trigger path does not match is delivered anyway, or why it is not.
+
+    In Azure (source EventGrid, as deployed): the subscription filters subjects with
+    `subjectEndsWith: .csv`, which Event Grid compares case-insensitively unless
+    `isSubjectCaseSensitive` is set (azure-mgmt-eventgrid `EventSubscriptionFilter`: default False).
+    The blob extension then enqueues every event it receives without matching the path
+    (azure-sdk-for-net, Microsoft.Azure.WebJobs.Extensions.Storage.Blobs,
+    `BlobsExtensionConfigProvider.ProcessEventsAsync`), and binding ignores a path that does not
+    match (`BlobTriggerBinding.CreateBindingData`): so `Upper.CSV` *is* delivered and the function
+    runs (it logs and leaves the blob: `functions.scoring.paths.input_name`), while `notes.txt`
+    never produces an event. (Under LogsAndContainerScan polling the extension matches the path
+    case-sensitively and skips both: `BlobTriggerExecutor`, `BindingTemplateSource.FromString`.)
+    """
+    if not blob_name.lower().endswith(suffix.lower()):
+        return "different extension"  # never delivered
+    return "extension case" if not blob_name.endswith(suffix) else "nothing before the extension"
+
+
 def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
     queue = service.get_queue_client(
         name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
@@ -104,6 +130,7 @@ class TriggerHost:
         self.queue_service = queue_service
         self.connection = connection
         self._failures: Counter[tuple[str, str, str]] = Counter()
+        self._unmatched_seen: set[tuple[str, str, str]] = set()  # (function, blob, etag) logged once
         self.receipts: ContainerClient = blob_service.get_container_client(HOSTS_CONTAINER)
         with contextlib.suppress(ResourceExistsError):
             self.receipts.create_container()
@@ -113,13 +140,40 @@ class TriggerHost:
     def _receipt(self, function: str, etag: str, container: str, blob: str) -> str:
         return f"blobreceipts/{HOST_ID}/{function}/{etag.strip(chr(34))}/{container}/{blob}"
 
+    def _unmatched(self, function: HostedFunction, blob: Any, suffix: str, deliveries: Deliveries) -> bool:
+        """Log (once per version) a blob the path does not match; whether Azure would deliver it."""
+        reason = unmatched_reason(blob.name, suffix)
+        key = (function.name, blob.name, blob.etag)
+        if key not in self._unmatched_seen:
+            self._unmatched_seen.add(key)
+            path = function.binding["path"]
+            if reason != "different extension":
+                log.warning(
+                    "%s: %s does not match %s (%s); Azure delivers it anyway (Event Grid filters on the "
+                    "end of the name, ignoring case) and the function leaves it",
+                    function.name, blob.name, path, reason,
+                )  # fmt: skip
+                deliveries.add(function.name, f"delivered, name does not match the path ({reason})")
+            else:
+                log.warning(
+                    "%s: %s does not match %s (different extension): never delivered, in Azure too; "
+                    "rename it to end with %s",
+                    function.name, blob.name, path, suffix,
+                )  # fmt: skip
+                deliveries.add(function.name, "not delivered (different extension)")
+        return reason != "different extension"
+
     def deliver_blobs(self, function: HostedFunction, deliveries: Deliveries) -> None:
         container, pattern = path_pattern(function.binding["path"])
+        suffix = literal_suffix(function.binding["path"])
         client = self.blob_service.get_container_client(container)
         try:
-            blobs = [b for b in client.list_blobs() if pattern.match(b.name)]
+            listed = list(client.list_blobs())
         except ResourceNotFoundError:
             return
+        blobs = [
+            b for b in listed if pattern.match(b.name) or self._unmatched(function, b, suffix, deliveries)
+        ]
         for blob in blobs:
             receipt = self.receipts.get_blob_client(
                 self._receipt(function.name, blob.etag, container, blob.name)

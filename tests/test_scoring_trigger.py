@@ -188,3 +188,41 @@ def test_daily_chain_export_publishes_and_the_trigger_scores(app, blob_service, 
 
 def names_under_monitoring(blob_service) -> list[str]:
     return [b.name for b in blob_service.get_container_client("monitoring").list_blobs()]
+
+
+def test_names_the_trigger_path_does_not_match_are_treated_as_azure_treats_them(
+    app, blob_service, host: TriggerHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Azure (Event Grid, as deployed): `.CSV` passes the subscription's case-insensitive
+    # `subjectEndsWith: .csv` filter and the blob extension invokes the function without matching
+    # the path, which logs and leaves the blob; `.txt` produces no event at all.
+    # (devstack/triggers.py `unmatched_reason` cites the sources.)
+    functions = [f for f in runner.discover(app.app) if f.name == "score_blob"]
+    host.run_until_idle(functions)  # whatever earlier tests left
+    upper, notes, good = unique("Upper") + ".CSV", unique("notes") + ".txt", unique("good")
+    for blob in (upper, notes):
+        ensure_container(blob_service.get_container_client("scoring-input"))
+        blob_service.get_blob_client("scoring-input", blob).upload_blob(bank_csv(10), overwrite=True)
+    _upload(blob_service, good, bank_csv(10))
+    try:
+        with caplog.at_level("WARNING", logger="devstack.triggers"):
+            delivered = host.run_until_idle(functions)
+            again = host.run_until_idle(functions)
+        assert delivered.counts == {
+            "score_blob: ok": 2,  # good.csv and Upper.CSV: both invoke the function
+            "score_blob: delivered, name does not match the path (extension case)": 1,
+            "score_blob: not delivered (different extension)": 1,
+        }
+        assert not again  # each logged and counted once per version
+        warnings = [r.getMessage() for r in caplog.records if r.name == "devstack.triggers"]
+        assert [w for w in warnings if upper in w and "(extension case)" in w]
+        assert [w for w in warnings if notes in w and "(different extension)" in w and "rename it" in w]
+        assert len([w for w in warnings if upper in w or notes in w]) == 2
+        assert names_under_predictions(blob_service, good) == ["_manifest.json", "predictions.csv"]
+        for blob in (upper, notes):
+            stem = blob[:-4]
+            assert names_under_predictions(blob_service, stem) == []  # not scored, not rejected: left alone
+            assert blob_service.get_blob_client("scoring-input", blob).exists()
+    finally:
+        for blob in (upper, notes):
+            blob_service.get_blob_client("scoring-input", blob).delete_blob()

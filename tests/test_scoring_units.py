@@ -261,3 +261,15 @@ def test_duplicate_ids_setting_has_one_default_everywhere() -> None:
     example = json.loads((REPO / "functions" / "local.settings.example.json").read_text())["Values"]
     assert ScoringSettings.duplicate_ids == DEFAULT_DUPLICATE_IDS == AppSettings.scoring_duplicate_ids
     assert example["SCORING_DUPLICATE_IDS"] == defaults()["SCORING_DUPLICATE_IDS"] == DEFAULT_DUPLICATE_IDS
+
+
+def test_a_name_that_differs_in_the_extension_case_says_how_to_rename_it() -> None:
+    from devstack.triggers import literal_suffix, unmatched_reason
+
+    with pytest.raises(InvalidNameError, match=r"ends with '.CSV', not '.csv' .*rename it to team/Upper.csv"):
+        input_name("team/Upper.CSV")
+    suffix = literal_suffix("scoring-input/{name}.csv")
+    assert suffix == ".csv"
+    assert [unmatched_reason(n, suffix) for n in ("a.CSV", "a.Csv", "notes.txt", "a.csv.gz")] == [
+        "extension case", "extension case", "different extension", "different extension",
+    ]  # fmt: skip

@@ -38,6 +38,11 @@ class InvalidNameError(ValueError):
 def input_name(blob_name: str) -> str:
     """`{name}` of `scoring-input/{name}.csv`, checked: it becomes part of every output path."""
     if not blob_name.endswith(".csv"):
+        if blob_name.lower().endswith(".csv"):  # Event Grid delivers these (its filters ignore case)
+            raise InvalidNameError(
+                f"{blob_name!r} ends with {blob_name[-4:]!r}, not '.csv' (the trigger path is "
+                f"case-sensitive): rename it to {blob_name[:-4]}.csv"
+            )
         raise InvalidNameError(f"{blob_name!r} does not end with .csv")
     name = blob_name[: -len(".csv")]
     segments = name.split("/")
