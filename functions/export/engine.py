@@ -15,15 +15,14 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pyodbc
 from azure.storage.blob import ContainerClient
 
 from functions.blob_io import DEFAULT_BLOCK_BYTES, StagedBlobWriter, delete_if_exists, read_text
-from functions.export import drivers, parallel, source
+from functions.export import drivers, isolated, parallel, source
 from functions.export import manifest as mf
 from functions.export.csv_format import encode_header
 from functions.export.parallel import merge_highest
@@ -217,7 +216,7 @@ class Exporter:
 
     def _open_rows(
         self, spec: ExportSpec, after: Any
-    ) -> tuple[list[mf.Column], str, Generator[parallel.EncodedChunk, None, None] | _StreamedRows]:
+    ) -> tuple[list[mf.Column], str, Generator[parallel.EncodedChunk, None, None] | isolated.ChildRows]:
         """Columns, source description, and the encoded rows: one stream, or key ranges in parallel."""
         options = self._options
         connection = drivers.connect(self._connection_string)
@@ -231,8 +230,8 @@ class Exporter:
                 ranges = source.key_ranges(
                     connection, spec, plan, after, options.range_rows, options.parallel_min_rows
                 )
+            connection.close()  # the rows are read by worker processes or by a child, never here
             if ranges is not None:
-                connection.close()
                 log.info(
                     "export %s: %d key ranges of %s on %d workers",
                     spec.name,
@@ -256,31 +255,16 @@ class Exporter:
                 plan.query.sql,
                 f" (watermark > {after!r})" if after is not None else "",
             )
-            cursor = connection.cursor()
-            try:
-                cursor.execute(plan.query.sql, *plan.query.params)
-            except pyodbc.ProgrammingError as error:
-                raise PermanentError(f"query for {spec.source_label} failed: {error}") from error
-            encoder = plan.read.encoder(options.formula_guard)
-            chunks = parallel.encode_cursor(cursor, encoder, options.chunk_rows, index, plan.read)
-            return columns, driver, _StreamedRows(chunks, connection)
+            rows = isolated.ChildRows(
+                self._connection_string,
+                plan.query,
+                spec.source_label,
+                options.chunk_rows,
+                index,
+                plan.read,
+                options.formula_guard,
+            )
+            return columns, driver, rows
         except BaseException:
             connection.close()
             raise
-
-
-class _StreamedRows:
-    """The single-stream rows; `close()` closes the connection whether or not iteration started.
-
-    (A generator's `finally` does not run when it is closed before its first step.)
-    """
-
-    def __init__(self, chunks: Iterator[parallel.EncodedChunk], connection: pyodbc.Connection) -> None:
-        self._chunks = chunks
-        self._connection = connection
-
-    def __iter__(self) -> Iterator[parallel.EncodedChunk]:
-        return self._chunks
-
-    def close(self) -> None:
-        self._connection.close()

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,11 @@ import pyodbc
 from functions.export.csv_format import CsvEncoder
 from functions.export.fidelity import ReadPlan
 from functions.export.source import Query, fetch_chunks
+from functions.retry import TransientError
+
+
+class DriverCrashedError(TransientError):
+    """A process reading from the database died (a driver crash, or killed) before its last row."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,10 @@ def encode_ranges(
                 if len(pending) >= workers + 1:
                     break
             while pending:
-                chunk = pending.popleft().result()
+                try:
+                    chunk = pending.popleft().result()
+                except BrokenProcessPool as error:
+                    raise DriverCrashedError(f"a worker process reading key ranges died: {error}") from None
                 next_query = next(queued, None)
                 if next_query is not None:
                     pending.append(submit(next_query))
