@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 
 from functions.export import manifest as mf
@@ -61,6 +62,14 @@ def staged_only(container: ContainerClient, prefix: str = "") -> list[str]:
         b.name for b in container.list_blobs(name_starts_with=prefix or None, include=["uncommittedblobs"])
     }
     return sorted(every - set(committed(container, prefix)))
+
+
+def uncommitted_blocks(container: ContainerClient, path: str) -> int:
+    """Blocks staged on `path` and not committed (a commit discards a blob's uncommitted blocks)."""
+    try:
+        return len(container.get_blob_client(path).get_block_list("uncommitted")[1])
+    except ResourceNotFoundError:
+        return 0
 
 
 # --------------------------------------------------------------------------------------------- export

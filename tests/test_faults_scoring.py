@@ -15,7 +15,13 @@ from azure.core.exceptions import AzureError
 
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input
-from tests.fault_support import assert_nothing_published, assert_scored_once, fast_context, prediction_rows
+from tests.fault_support import (
+    assert_nothing_published,
+    assert_scored_once,
+    fast_context,
+    prediction_rows,
+    uncommitted_blocks,
+)
 from tests.faultproxy import Fault, FaultProxy, azurite_via
 from tests.scoring_support import bank_csv, unique, upload
 
@@ -126,6 +132,26 @@ def test_refused_connections_raise_fast_and_leave_nothing(
     _assert_input_kept(direct, name, etag, data)
 
     proxy.refuse(None)
+    _rerun_completes(ctx, name, served, clean)
+
+
+def test_commit_failing_every_time_publishes_nothing_and_the_rerun_completes(
+    proxied, azurite, served, data, clean
+) -> None:
+    """Every commit of predictions.csv is reset (the SDK's retries too); the rest of storage works:
+    the staged blocks stay uncommitted, nothing is visible, the re-run publishes once."""
+    proxy, ctx = proxied
+    name, etag = _upload(ctx, data)
+    proxy.arm(Fault("reset", match=b"comp=blocklist", connections=None))
+    with pytest.raises(AzureError):
+        score_input(ctx, ctx.input_client(f"{name}.csv"))
+    assert proxy.stats["reset"] >= 2
+    direct = fast_context(azurite.connection_string)
+    assert_nothing_published(direct, name)
+    assert uncommitted_blocks(direct.predictions, f"{name}/{served}/predictions.csv") >= 1
+    _assert_input_kept(direct, name, etag, data)
+
+    proxy.clear()
     _rerun_completes(ctx, name, served, clean)
 
 
