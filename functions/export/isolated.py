@@ -26,6 +26,7 @@ from functions.retry import PermanentError
 
 _DONE = "done"
 _POLL_S = 0.5
+_DRAIN_S = 5.0  # after the child ended, what it put is already in the pipe: this only bounds a crash
 
 
 def _portable(error: BaseException) -> BaseException:
@@ -120,8 +121,8 @@ class ChildRows:
             except queue.Empty:
                 if self._child.is_alive():
                     continue
-            try:  # it may have put its last item just before it ended
-                return self._chunks.get(timeout=_POLL_S)
+            try:  # it may have put its last items just before it ended (a busy machine is slow to read)
+                return self._chunks.get(timeout=_DRAIN_S)
             except queue.Empty:
                 raise DriverCrashedError(self._ended()) from None
 
