@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import sqlite3
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -294,3 +299,40 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
     )
     assert result.ok and result.attempts == 2 and result.rows == 20000
     assert sessions_during_backoff == [0]
+
+
+def test_a_crashed_reading_process_is_a_retried_attempt(sqlite_db: Path, exports_container):
+    """The driver runs in a child (functions/export/isolated.py): when it dies mid-table (here: SIGKILL,
+    as a driver segfault would end it), the attempt is retried and the export completes exactly once."""
+    with sqlite3.connect(sqlite_db) as db:
+        db.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT)")
+        db.executemany("INSERT INTO big VALUES (?, ?)", [(i, f"label {i}") for i in range(60_000)])
+    spec = ExportSpec("big", table="big")
+    clean = export_one(sqlite_odbc(sqlite_db), exports_container, spec, workers=1)
+    assert clean.ok, clean.error
+    killed: list[int] = []
+
+    def kill_first_reader() -> None:
+        deadline = time.monotonic() + 30
+        while not killed and time.monotonic() < deadline:
+            for child in multiprocessing.active_children():
+                if child.name == "export-reader":
+                    time.sleep(0.3)  # let it start fetching
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_first_reader)
+    killer.start()
+    result = export_one(
+        sqlite_odbc(sqlite_db), exports_container, spec, DAY2, retry=RetryPolicy(attempts=3, first_delay_s=0),
+        workers=1, chunk_rows=50,
+    )  # fmt: skip
+    killer.join()
+    assert killed, "no reading child was seen"
+    assert result.ok and result.attempts == 2, result
+    assert result.sha256 == clean.sha256 and result.rows == 60_000
+    assert blob_names(exports_container) == sorted(
+        [mf.csv_path("big", d) for d in (DAY1, DAY2)] + [mf.manifest_path("big", d) for d in (DAY1, DAY2)]
+    )
