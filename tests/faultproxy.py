@@ -111,6 +111,7 @@ class FaultProxy:
         self._connections: set[_Connection] = set()
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._release = threading.Event()
         self._listener: socket.socket | None = self._listen(0)
         self.port = self._listener.getsockname()[1]
 
@@ -161,6 +162,10 @@ class FaultProxy:
                 self._listener = None
             elif mode != "closed" and self._listener is None and not self._stop.is_set():
                 self._listener = self._listen(self.port)
+
+    def release(self) -> None:
+        """End the stalls in progress now (each then resets or resumes, as its fault says)."""
+        self._release.set()
 
     def reset_all(self) -> None:
         with self._lock:
@@ -287,7 +292,7 @@ class FaultProxy:
                 if fault.kind == "stall":
                     deadline = time.monotonic() + fault.stall_s
                     while time.monotonic() < deadline and not (
-                        self._stop.is_set() or connection.closed.is_set()
+                        self._stop.is_set() or connection.closed.is_set() or self._release.is_set()
                     ):
                         time.sleep(_TICK)
                     if fault.then == "resume" and not connection.closed.is_set():
