@@ -1,7 +1,7 @@
 # The two commands of the README are `make demo` and `make test`; the rest are conveniences.
 PY := .venv/bin/python
 
-.PHONY: demo test lint format stop host export package plan clean
+.PHONY: demo test lint format stop host export package plan soak clean
 
 demo:            ## fresh machine -> demo database exported to CSV in Azurite
 	scripts/bootstrap.sh
@@ -36,6 +36,9 @@ package:         ## build the deployment package in .build/functionapp
 STACK ?= dev
 plan:            ## offline plan of a Pulumi stack (no Azure login): make plan STACK=prod
 	$(PY) -m infra.plan $(STACK)
+
+soak:            ## 50 files into scoring-input/ at once, 2 racing local hosts: each scored exactly once
+	$(PY) -m bench.soak --files 50 --hosts 2
 
 clean:
 	$(PY) -m devstack down || true
