@@ -239,10 +239,15 @@ def _shown(values: pd.Series, positions: np.ndarray) -> list[str]:
 def _not_in(values: pd.Series, known: tuple[str, ...]) -> np.ndarray:
     """Which values are not among `known` (missing values count as known: they are reported apart)."""
     if isinstance(values.dtype, pd.CategoricalDtype):  # the scoring reader's dtype: test the categories once
-        novel_categories = ~values.cat.categories.astype(str).isin(known)
         codes = values.cat.codes.to_numpy()
+        if len(values.cat.categories) == 0:  # every value of the chunk is missing
+            return np.zeros(len(codes), dtype=bool)
+        novel_categories = ~values.cat.categories.astype(str).isin(known)
         return (codes >= 0) & novel_categories[np.maximum(codes, 0)]
     return (values.notna() & ~values.astype(str).isin(known)).to_numpy()
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _numeric_problems(raw: pd.Series, column: str, limits: Limits | None, problems: _Problems) -> np.ndarray:
@@ -256,6 +261,10 @@ def _numeric_problems(raw: pd.Series, column: str, limits: Limits | None, proble
         lambda at: [f"{column}: {shown} is not a number" for shown in _shown(raw, at)],
     )
     problems.add(np.isinf(array), f"{column}: is not a finite number")
+    problems.add(  # the model takes float32: a larger magnitude would reach it as infinity
+        np.abs(np.nan_to_num(array)) > _FLOAT32_MAX,
+        lambda at: [f"{column}: {v:g} is outside the float32 range" for v in array[at]],
+    )
     if limits is not None:
         finite = np.isfinite(array)
         if limits.whole:

@@ -115,6 +115,10 @@ REJECTED: dict[str, tuple[Callable[[], bytes], Rejected]] = {
         Rejected("no_valid_rows", "none of the 40 rows could be scored; first problems: row 1: age: 'old'"),
     ),
     "over the size limit": (lambda: bank_csv(30_000), Rejected("too_large", "over the limit of 2,097,152")),
+    "a category column empty in every row": (  # an empty categorical: was an IndexError (a crash)
+        lambda: to_csv(bank_frame(ROWS).assign(poutcome=None)),
+        Rejected("no_valid_rows", "row 1: poutcome: missing value"),
+    ),
     "CR-only line ends (old Mac)": (
         lambda: to_csv(bank_frame(ROWS), eol="\r"),
         Rejected("cr_line_endings", "the header has a carriage return (CR) at byte"),
@@ -259,6 +263,16 @@ SCORED: dict[str, tuple[Callable[[], bytes], Scored]] = {
     "not whole and not finite": (
         lambda: to_csv(bank_frame(ROWS).astype(object).assign(campaign=[2.5, "inf", *[1] * 38])),
         Scored(ROWS, {1: "campaign: 2.5 is not a whole number", 2: "campaign: is not a finite number"}),
+    ),
+    "numbers beyond float32": (  # the model takes float32: these would reach it as infinity
+        lambda: to_csv(bank_frame(ROWS).astype(object).assign(balance=["1e39", "-3.5e38", *[100] * 38])),
+        Scored(
+            ROWS,
+            {
+                1: "balance: 1e+39 is outside the float32 range",
+                2: "balance: -3.5e+38 is outside the float32 range",
+            },
+        ),
     ),
     "missing values and id": (
         lambda: to_csv(

@@ -39,16 +39,27 @@ class Chunk:
 
 
 class _Guarded:
-    """The stream with a row of empty fields right after the header record (`header_bytes` long)."""
+    """The stream with a row of empty fields right after the header record (`header_bytes` long).
+
+    It also keeps the exception the stream raised, if any: pandas' C parser may report it as a
+    ParserError ("Calling read(nbytes) on source failed"), or, while it handles a bad line, leave
+    it set and fail later with a SystemError; either would turn a rejection of the checks, or a
+    storage error that deserves a retry, into something else.
+    """
 
     def __init__(self, stream: IO[bytes], header: Header) -> None:
+        self.error: BaseException | None = None
         self._stream = stream
         self._left = len(header.raw)  # header bytes still to pass before the guard goes in
         guard = '""' + header.delimiter * (len(header.columns) - 1) + "\n"
         self._guard: bytes | None = (b"" if header.raw.endswith(b"\n") else b"\n") + guard.encode()
 
     def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
+        try:
+            data = self._stream.read(size)
+        except BaseException as error:
+            self.error = error
+            raise
         if self._guard is None:
             return data
         if len(data) < self._left and data:
@@ -70,9 +81,10 @@ def read_chunks(
     stream: IO[bytes], header: Header, schema: InputSchema, chunk_rows: int, first_row: int = 1
 ) -> Iterator[Chunk]:
     """Frames of at most `chunk_rows` rows; the stream starts with the header record."""
+    source = _Guarded(stream, header)
     try:
         reader = pd.read_csv(
-            _Guarded(stream, header),
+            source,
             sep=header.delimiter,
             chunksize=chunk_rows,
             dtype=_dtypes(header, schema),
@@ -83,14 +95,14 @@ def read_chunks(
             encoding="utf-8",
             engine="c",
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:  # reading the header line
-        raise FileRejected("malformed_csv", f"the file is not valid CSV: {error}") from None
+    except Exception as error:  # noqa: BLE001 - reading the header line: re-raised as what it was
+        raise _parser_error(source, error) from None
     skipped: dict[int, str] = {}  # row number -> why the parser skipped it
     next_row = first_row
     guard = True
     with reader:
         while True:
-            frame = _next_frame(reader, skipped, first_row)
+            frame = _next_frame(reader, skipped, first_row, source)
             if frame is None:
                 break
             if guard:  # the first row of the first frame is the guard row
@@ -105,17 +117,31 @@ def read_chunks(
                     sorted(skipped.items()))  # fmt: skip
 
 
-def _next_frame(reader: Any, skipped: dict[int, str], first_row: int) -> pd.DataFrame | None:
+def _parser_error(source: _Guarded, error: Exception) -> BaseException:
+    """What the parser's error really was: the stream's own exception, malformed CSV, or itself."""
+    if source.error is not None:
+        return source.error
+    if isinstance(error, pd.errors.ParserError | pd.errors.EmptyDataError):
+        return FileRejected("malformed_csv", f"the file is not valid CSV: {error}")
+    if isinstance(error, UnicodeDecodeError):  # the scanner refuses these first
+        return FileRejected("not_utf8", f"the file is not UTF-8 text: {error}")
+    return error
+
+
+def _next_frame(
+    reader: Any, skipped: dict[int, str], first_row: int, source: _Guarded
+) -> pd.DataFrame | None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
             frame = next(reader)
         except StopIteration:
             frame = None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-            raise FileRejected("malformed_csv", f"the file is not valid CSV: {error}") from None
-        except UnicodeDecodeError as error:
-            raise FileRejected("not_utf8", f"the file is not UTF-8 text: {error}") from None
+        except Exception as error:
+            raised = _parser_error(source, error)
+            if raised is error:
+                raise
+            raise raised from None
     for warning in caught:  # one warning may list several lines
         for match in _SKIPPED.finditer(str(warning.message)):
             # The parser counts the header as line 1 and the guard as line 2: line N is row N - 2
