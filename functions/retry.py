@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import pyodbc
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +36,15 @@ _LOST_CONNECTION_HINTS = (
     "connection",
     "could not send",
     "terminating connection",
+)
+
+
+# 4xx verdicts by their type, whether or not a status code came with them
+_TYPED_CLIENT_ERRORS = (
+    ClientAuthenticationError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
 )
 
 
@@ -47,8 +64,9 @@ def is_transient(error: BaseException) -> bool:
     ):
         return True
     if isinstance(error, HttpResponseError):
-        status = error.status_code or 0
-        return status >= 500 or status in (408, 429)
+        if error.status_code is None:  # no status: the body was cut mid-transfer (IncompleteRead)
+            return not isinstance(error, _TYPED_CLIENT_ERRORS)
+        return error.status_code >= 500 or error.status_code in (408, 429)
     if isinstance(error, pyodbc.Error):
         sqlstate = str(error.args[0]) if error.args else ""
         if sqlstate.startswith(_TRANSIENT_SQLSTATES):

@@ -336,3 +336,37 @@ def test_a_crashed_reading_process_is_a_retried_attempt(sqlite_db: Path, exports
     assert blob_names(exports_container) == sorted(
         [mf.csv_path("big", d) for d in (DAY1, DAY2)] + [mf.manifest_path("big", d) for d in (DAY1, DAY2)]
     )
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_publishing_is_retried_and_a_failure_fails_the_table(source, azurite, monkeypatch, failures):
+    """Found by the fault suite: the copy into scoring-input/ was not retried, and a failure escaped
+    as a traceback. Now it is retried like an export; if it keeps failing, that table fails."""
+    from functions.export import job
+    from functions.settings import load_settings
+
+    settings = load_settings(
+        {
+            "DataLake": azurite.connection_string,
+            "DB_CONNECTION_STRING": source,
+            "EXPORT_TABLES": "clients",
+            "EXPORT_PUBLISH_TABLES": "clients",
+        }
+    )
+    real, calls = job.publish_for_scoring, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise server_error("injected 503 while publishing")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "publish_for_scoring", flaky)
+    fast = job.ExportOptions(retry=RetryPolicy(attempts=3, first_delay_s=0))
+    report = job.run_export(settings, DAY3, options=fast)
+    (result,) = report.results
+    if failures == 1:
+        assert report.ok and len(calls) == 2
+    else:
+        assert not report.ok and len(calls) == 3
+        assert "publishing to scoring-input/clients-2026-11-03.csv failed" in result.error

@@ -20,7 +20,7 @@ PARALLEL = {"workers": 2, "parallel_min_rows": 1_000, "range_rows": 4_000, "chun
 
 
 def _psql(postgres, sql: str) -> str:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - psql with arguments built here
         [*postgres.psql_args(), "-qAt", "-c", sql], check=True, capture_output=True, text=True
     ).stdout
 
@@ -31,7 +31,7 @@ def orders(postgres) -> str:
     _psql(postgres, "DROP TABLE IF EXISTS orders")
     _psql(
         postgres,
-        "CREATE TABLE orders AS SELECT g * 3 AS id, "
+        "CREATE TABLE orders AS SELECT g * 3 AS id, "  # noqa: S608 - a literal of the test
         "CASE WHEN g % 11 = 0 THEN NULL WHEN g % 13 = 0 THEN '' ELSE 'item, \"' || g || '\"' END AS item, "
         "(g * 1.25)::numeric(12,2) AS amount, date '2008-05-05' + (g % 400) AS ordered_on "
         f"FROM generate_series(1, {ROWS}) g",
@@ -142,7 +142,7 @@ def test_workers_die_with_their_parent(orders, azurite, sig):
         "exporter = Exporter(sys.argv[1], container, options)\n"
         "exporter.export(ExportSpec('orders', table='orders'), datetime.date(2026, 1, 1))\n"
     )
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - this interpreter running the script above
         [sys.executable, "-c", script, orders, azurite.connection_string], cwd=REPO, stdout=subprocess.PIPE
     )
     try:

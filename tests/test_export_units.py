@@ -172,3 +172,24 @@ def test_retry_backs_off_then_succeeds_and_permanent_fails_at_once():
 )
 def test_driver_options_are_added_only_where_missing(given, expected_suffix):
     assert with_driver_options(given).endswith(expected_suffix)
+
+
+def test_a_response_cut_mid_body_is_transient():
+    """Found by the fault suite: a download reset mid-body raises HttpResponseError without a status."""
+    from azure.core.exceptions import IncompleteReadError
+
+    assert is_transient(HttpResponseError(message="Connection broken: IncompleteRead"))
+    assert is_transient(IncompleteReadError(message="IncompleteRead(100 bytes read, 900 more expected)"))
+    assert not is_transient(ResourceNotFoundError(message="gone"))
+
+
+def test_storage_clients_retry_within_a_minute_not_three():
+    """The storage SDK ignores azure-core's retry_backoff_* keywords; its defaults waited about 3 min."""
+    from functions.clients import blob_service, queue_service
+    from functions.settings import storage_connection
+
+    connection = storage_connection({"DataLake": "UseDevelopmentStorage=true"}, "DataLake")
+    for client in (blob_service(connection), queue_service(connection)):
+        policy = client._config.retry_policy
+        waits = [policy.get_backoff_time({"count": n}) for n in range(1, policy.total_retries + 1)]
+        assert policy.total_retries == 4 and sum(waits) < 40, waits

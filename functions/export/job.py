@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pyodbc
 from azure.core.exceptions import ServiceRequestError
@@ -15,9 +16,16 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from functions import clients
 from functions.blob_io import copy_blob, ensure_container
 from functions.export import drivers
-from functions.export.engine import CSV_CONTENT_TYPE, Exporter, ExportOptions, ProgressCallback, RunReport
+from functions.export.engine import (
+    CSV_CONTENT_TYPE,
+    Exporter,
+    ExportOptions,
+    ProgressCallback,
+    RunReport,
+    TableResult,
+)
 from functions.export.spec import ExportSpec
-from functions.retry import PermanentError, is_transient
+from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
 from functions.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -145,10 +153,30 @@ def run_export(
     )
     exporter = Exporter(settings.db_connection_string, exports, options, on_progress)
     report = exporter.export_all(specs, export_date)
-    for result in report.results:
-        if result.ok and result.name in settings.export_publish_tables:
-            assert result.csv_path is not None and result.sha256 is not None
-            publish_for_scoring(
-                service, result.csv_path, result.sha256, published_name(result.name, export_date)
-            )
-    return report
+    results = [
+        _published(service, result, export_date, options.retry)
+        if result.ok and result.name in settings.export_publish_tables
+        else result
+        for result in report.results
+    ]
+    return RunReport(report.export_date, tuple(results))
+
+
+def _published(
+    service: BlobServiceClient, result: TableResult, export_date: dt.date, retry: RetryPolicy
+) -> TableResult:
+    """Publish one export for scoring, retried like an export; a failure fails that table's result."""
+    assert result.csv_path is not None and result.sha256 is not None
+    target = published_name(result.name, export_date)
+    try:
+        call_with_retry(
+            lambda _attempt: publish_for_scoring(service, result.csv_path, result.sha256, target),
+            retry,
+            f"publish {result.name}",
+        )
+    except Exception as error:  # noqa: BLE001 - recorded on the table; the run reports failure
+        where = f"{SCORING_INPUT_CONTAINER}/{target}"
+        message = f"exported, but publishing to {where} failed: {type(error).__name__}: {error}"
+        log.error("export %s: %s", result.name, message)
+        return replace(result, ok=False, error=message)
+    return result

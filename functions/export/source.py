@@ -82,7 +82,7 @@ def build_query(
         key, low, high = key_range
         conditions.append(f"{quote_name(key)} >= ? AND {quote_name(key)} < ?")
         params += [low, high]
-    sql = f"SELECT {select} FROM {relation(spec)}"
+    sql = f"SELECT {select} FROM {relation(spec)}"  # noqa: S608 - quoted names; values are parameters
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     if order_by:
@@ -131,7 +131,8 @@ def key_ranges(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     with connection.cursor() as cursor:
         row = cursor.execute(
-            f"SELECT COUNT(*), MIN({key}), MAX({key}) FROM {relation(spec)}{where}", *params
+            f"SELECT COUNT(*), MIN({key}), MAX({key}) FROM {relation(spec)}{where}",  # noqa: S608 - quoted names
+            *params,
         ).fetchone()
     count, low, high = int(row[0]), _as_int(row[1]), _as_int(row[2])
     if count < max(min_rows, range_rows + 1) or low is None or high is None:
