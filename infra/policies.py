@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.flex import FLEX_DEPRECATED_SETTINGS, FLEX_DEPRECATED_SITE_CONFIG, is_flex
 from infra.roles import FORBIDDEN_ROLE_IDS
 
 Props = Mapping[str, Any]
@@ -176,9 +177,19 @@ def _app_https(props: Props) -> str | None:
     return _require(props, "httpsOnly", True)
 
 
-@rule("app-ftps-disabled", WEB_APP, "No FTP deployments", "CKV_AZURE_78")
-def _app_ftps(props: Props) -> str | None:
-    return _require(props, "siteConfig.ftpsState", "Disabled")
+@rule(
+    "app-flex-no-deprecated-properties",
+    WEB_APP,
+    "Flex sites set no deprecated property (no FTP/FTPS state, no SCM-era switches)",
+    "Flex Consumption plan deprecations; ARM error 51021",
+)
+def _app_flex_deprecated(props: Props) -> str | None:
+    if not is_flex(props):
+        return None
+    site_config = props.get("siteConfig") or {}
+    found = [f"siteConfig.{key}" for key in FLEX_DEPRECATED_SITE_CONFIG if key in site_config]
+    found += [f"app setting {name}" for name in FLEX_DEPRECATED_SETTINGS if name in _settings(props)]
+    return f"not allowed on Flex Consumption: {', '.join(found)}" if found else None
 
 
 @rule("app-tls-1-2", WEB_APP, "The app requires TLS 1.2", "CKV_AZURE_145")
@@ -190,12 +201,6 @@ def _app_tls(props: Props) -> str | None:
 def _app_identity(props: Props) -> str | None:
     kind = str(lookup(props, "identity.type") or "")
     return None if "SystemAssigned" in kind else f"identity.type must include SystemAssigned, is {kind!r}"
-
-
-@rule("app-no-remote-debugging", WEB_APP, "Remote debugging is off", "CKV_AZURE_72")
-def _app_remote_debugging(props: Props) -> str | None:
-    enabled = lookup(props, "siteConfig.remoteDebuggingEnabled")
-    return None if enabled in (None, False) else "siteConfig.remoteDebuggingEnabled must be false"
 
 
 @rule("app-identity-connections", WEB_APP, "Storage connections are identity-based: no keys, SAS or strings")

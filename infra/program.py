@@ -120,6 +120,7 @@ def build(
         "resource-group": group.id,
         "datalake": lake.account.id,
         "workspace": ml.workspace.id,
+        "ml-storage": ml.storage.id,
         "host-storage": app.host_storage.id,
         "secret:db-connection-string": app.db_secret.id,
         f"host-container:{PACKAGE_CONTAINER}": app.package_container.id,
@@ -140,7 +141,6 @@ def build(
             scopes=scopes,
             subscription_id=client.subscription_id,
             environment=cfg.environment,
-            prefix=cfg.prefix,
         ),
     )
 

@@ -21,6 +21,18 @@ ROLE_IDS = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    # Functions host storage with identity-based connections: Blob Data Owner, Queue Data
+    # Contributor, Table Data Contributor (Microsoft's Flex sample IaC/bicep/rbac.bicep,
+    # Azure-Samples/azure-functions-flex-consumption-samples).
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    # Azure ML workspace storage without shared keys: people need Blob Data Contributor and
+    # File Data Privileged Contributor ("Disable shared key access for your workspace's
+    # storage account", learn.microsoft.com/azure/machine-learning/how-to-disable-local-auth-storage).
+    "Storage File Data Privileged Contributor": "69566ab7-960f-475b-8e7c-b3118f30c6bd",
+    # Only generateUserDelegationKey, which must be granted at the account level or above
+    # ("Create a user delegation SAS",
+    # learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas).
+    "Storage Blob Delegator": "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
 }
 # Never granted by this program, to people or to the function (checked by the policy pack).
 FORBIDDEN_ROLE_IDS = {
@@ -42,16 +54,28 @@ SHARD_QUEUE = "scoring-shards"
 QUEUES = (SHARD_QUEUE, f"{SHARD_QUEUE}-poison", "webjobs-blobtrigger-poison")
 
 
+_ASSIGNMENT_NAMESPACE = uuid.UUID("5f0c6d1e-9b7a-4c3e-8f2d-1a6b4e9c7d30")
+
+
+def assignment_name(scope_id: str, principal_id: str, role_id: str) -> str:
+    """The role assignment's GUID, seeded like Bicep's `guid(scope.id, principalId, roleId)`.
+
+    Microsoft's samples name assignments from the scope's resource id, the principal's object
+    id and the role definition id (e.g. `guid(storageAccount.id, functionAppPrincipalId,
+    roleId)`), so a new principal or scope is a new name (Pulumi replaces the assignment without
+    a RoleAssignmentExists clash) and two stacks or subscriptions never share one; re-running
+    with the same three gives the same name (no duplicates). Ids are compared case-insensitively
+    as ARM does.
+    """
+    seed = "|".join(part.strip().lower() for part in (scope_id, principal_id, role_id))
+    return str(uuid.uuid5(_ASSIGNMENT_NAMESPACE, seed))
+
+
 @dataclass(frozen=True, order=True)
 class Grant:
-    principal: str  # DATA_SCIENTISTS | ML_ENGINEERS | FUNCTION
+    principal: str  # DATA_SCIENTISTS | ML_ENGINEERS | FUNCTION | DEPLOYER
     role: str  # a key of ROLE_IDS
     scope: str  # resource-group | datalake | container:<name> | queue:<name> | workspace | ...
-
-    def assignment_name(self, environment: str, prefix: str) -> str:
-        """A GUID derived from what the grant is: re-running never duplicates, renaming never orphans."""
-        key = f"{prefix}/{environment}/{self.principal}/{self.role}/{self.scope}"
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://mlops-azure-functions/rbac/{key}"))
 
 
 def function_grants(publishes_for_scoring: bool) -> list[Grant]:
@@ -73,11 +97,13 @@ def function_grants(publishes_for_scoring: bool) -> list[Grant]:
         for name in ("exports", "predictions", "rejected", "monitoring")
     ]
     grants += [Grant(FUNCTION, "Storage Queue Data Contributor", f"queue:{name}") for name in QUEUES]
-    # Host storage (AzureWebJobsStorage + the deployment package container): the roles the
-    # Functions host documents for identity-based host storage.
+    # Host storage (AzureWebJobsStorage + the deployment package container): the three roles
+    # Microsoft's Flex sample grants the app's identity (IaC/bicep/rbac.bicep: Blob Data Owner,
+    # Queue Data Contributor, Table Data Contributor).
     grants += [
         Grant(FUNCTION, "Storage Blob Data Owner", "host-storage"),
         Grant(FUNCTION, "Storage Queue Data Contributor", "host-storage"),
+        Grant(FUNCTION, "Storage Table Data Contributor", "host-storage"),
         Grant(FUNCTION, "Key Vault Secrets User", "secret:db-connection-string"),
     ]
     return grants
@@ -89,6 +115,10 @@ def people_grants(environment: str) -> list[Grant]:
         return [
             Grant(DATA_SCIENTISTS, "AzureML Data Scientist", "workspace"),
             Grant(DATA_SCIENTISTS, "Storage Blob Data Contributor", "datalake"),
+            # The workspace's own storage is keyless: studio, notebooks and datastores read it
+            # with the user's identity (how-to-disable-local-auth-storage lists these two).
+            Grant(DATA_SCIENTISTS, "Storage Blob Data Contributor", "ml-storage"),
+            Grant(DATA_SCIENTISTS, "Storage File Data Privileged Contributor", "ml-storage"),
             Grant(ML_ENGINEERS, "Reader", "resource-group"),
         ]
     if environment == "preprod":
@@ -104,8 +134,12 @@ def people_grants(environment: str) -> list[Grant]:
 
 
 def deployer_grants() -> list[Grant]:
-    """`pulumi up` uploads the code package with its own identity (no keys): write on that container only."""
-    return [Grant(DEPLOYER, "Storage Blob Data Contributor", f"host-container:{PACKAGE_CONTAINER}")]
+    """`pulumi up` uploads the code package with its own identity (no keys): write on that container,
+    and the right to sign a user-delegation SAS (read access is still cut to that container)."""
+    return [
+        Grant(DEPLOYER, "Storage Blob Data Contributor", f"host-container:{PACKAGE_CONTAINER}"),
+        Grant(DEPLOYER, "Storage Blob Delegator", "host-storage"),
+    ]
 
 
 def role_matrix(environment: str, publishes_for_scoring: bool) -> list[Grant]:

@@ -101,7 +101,6 @@ def test_rbac_refuses_a_grant_whose_scope_the_stack_lacks(mocks: RecordingMocks)
                 scopes={"resource-group": "/subscriptions/s/resourceGroups/rg"},
                 subscription_id="s",
                 environment="dev",
-                prefix="unit",
             ),
         )
 

@@ -65,10 +65,11 @@ WEAKENINGS: dict[str, Callable[[dict], None]] = {
     "blob-soft-delete": _set("deleteRetentionPolicy.days", 1),
     "container-soft-delete": _set("containerDeleteRetentionPolicy.enabled", False),
     "app-https-only": _set("httpsOnly", False),
-    "app-ftps-disabled": _set("siteConfig.ftpsState", "AllAllowed"),
+    # ARM error 51021: "...FtpsState... for Flex Consumption sites is invalid" (issue 11); any
+    # value is refused on a Flex site, even the safe-looking one.
+    "app-flex-no-deprecated-properties": _set("siteConfig.ftpsState", "Disabled"),
     "app-tls-1-2": _set("siteConfig.minTlsVersion", "1.0"),
     "app-managed-identity": _set("identity.type", "None"),
-    "app-no-remote-debugging": _set("siteConfig.remoteDebuggingEnabled", True),
     "app-identity-connections": _add_setting(
         "AzureWebJobsStorage", "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0"
     ),

@@ -31,6 +31,9 @@ ROLE = {
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "f6c7c914-8db3-469d-8ca1-694a8f32e121": "AzureML Data Scientist",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "69566ab7-960f-475b-8e7c-b3118f30c6bd": "Storage File Data Privileged Contributor",
+    "db58b8e5-c6ad-4a2a-8342-4190687cbf4a": "Storage Blob Delegator",
 }
 DS = "11111111-1111-4111-8111-111111111111"  # Pulumi.*.yaml example group ids
 MLE = "22222222-2222-4222-8222-222222222222"
@@ -48,13 +51,25 @@ FUNCTION_GRANTS = {
     ("Storage Queue Data Contributor", "dl/queues/webjobs-blobtrigger-poison"),
     ("Storage Blob Data Owner", "fn"),
     ("Storage Queue Data Contributor", "fn"),
+    # Microsoft's Flex sample grants the host identity Table Data Contributor too
+    # (Azure-Samples/azure-functions-flex-consumption-samples, IaC/bicep/rbac.bicep).
+    ("Storage Table Data Contributor", "fn"),
     ("Key Vault Secrets User", "vault/secrets/db-connection-string"),
 }
-DEPLOYER_GRANT = ("deployer", "Storage Blob Data Contributor", "fn/containers/app-package")
+# Upload the package, and sign its user-delegation SAS (the key is an account-level action:
+# "Create a user delegation SAS", learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas).
+DEPLOYER_GRANTS = {
+    ("deployer", "Storage Blob Data Contributor", "fn/containers/app-package"),
+    ("deployer", "Storage Blob Delegator", "fn"),
+}
 PEOPLE_GRANTS = {
     "dev": {
         ("data-scientists", "AzureML Data Scientist", "workspace"),
         ("data-scientists", "Storage Blob Data Contributor", "dl"),
+        # The keyless workspace storage needs these two for studio and notebooks ("Disable shared
+        # key access for your workspace's storage account", how-to-disable-local-auth-storage).
+        ("data-scientists", "Storage Blob Data Contributor", "ml"),
+        ("data-scientists", "Storage File Data Privileged Contributor", "ml"),
         ("ml-engineers", "Reader", "resource-group"),
     },
     "preprod": {
@@ -103,7 +118,7 @@ def role_matrix(name: str) -> set[tuple[str, str, str]]:
 @pytest.mark.parametrize("name", STACKS)
 def test_role_matrix_is_exactly_the_architecture_guide(name: str) -> None:
     function = {("function", role, scope) for role, scope in FUNCTION_GRANTS}
-    expected = PEOPLE_GRANTS[name] | function | {DEPLOYER_GRANT}
+    expected = PEOPLE_GRANTS[name] | function | DEPLOYER_GRANTS
     assert role_matrix(name) == expected
 
 
@@ -135,7 +150,7 @@ def test_people_lose_access_outside_their_stacks() -> None:
     writable = {"Storage Blob Data Contributor", "Storage Blob Data Owner", "AzureML Data Scientist"}
     assert not {row for row in role_matrix("prod") if row[0] == "ml-engineers" and row[1] in writable}
     for name in STACKS:
-        assert {row for row in role_matrix(name) if row[0] == "deployer"} == {DEPLOYER_GRANT}
+        assert {row for row in role_matrix(name) if row[0] == "deployer"} == DEPLOYER_GRANTS
         scopes = {scope for who, _, scope in role_matrix(name) if who == "function"}
         assert all(
             s.startswith(("dl/containers/", "dl/queues/", "vault/secrets/")) or s == "fn" for s in scopes
@@ -251,7 +266,10 @@ def test_function_app_is_flex_python_311_and_hardened(name: str) -> None:
     assert app["kind"] == "functionapp,linux"
     assert app["httpsOnly"] is True
     assert app["identity"]["type"] == "SystemAssigned"
-    assert app["siteConfig"]["ftpsState"] == "Disabled"
+    # Microsoft's Flex samples set only app settings in siteConfig (IaC/bicep/core/host/
+    # function.bicep); ftpsState is refused on Flex (ARM 51021). TLS 1.2 is also the default of
+    # new apps ("Manage minimum TLS versions", learn.microsoft.com/azure/app-service/tls-minimum-version).
+    assert set(app["siteConfig"]) == {"appSettings", "minTlsVersion"}
     assert app["siteConfig"]["minTlsVersion"] == "1.2"
     flex = app["functionAppConfig"]
     assert flex["runtime"] == {"name": "python", "version": "3.11"}

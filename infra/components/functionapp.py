@@ -41,11 +41,23 @@ class FunctionAppArgs:
     subnet_id: pulumi.Input[str] | None = None
 
 
-def app_settings(args: FunctionAppArgs, host_blob: pulumi.Input[str], host_queue: pulumi.Input[str]) -> dict:
-    """The settings contract (functions/settings.py) as the cloud sets it."""
+def app_settings(
+    args: FunctionAppArgs,
+    host_blob: pulumi.Input[str],
+    host_queue: pulumi.Input[str],
+    host_table: pulumi.Input[str],
+) -> dict:
+    """The settings contract (functions/settings.py) as the cloud sets it.
+
+    The host's identity-based connection names all three services, as Microsoft's Flex samples
+    do (blob, queue and table service URIs with their three data roles): "Connecting to host
+    storage with an identity", learn.microsoft.com/azure/azure-functions/functions-reference
+    (#connecting-to-host-storage-with-an-identity).
+    """
     return {
         "AzureWebJobsStorage__blobServiceUri": host_blob,
         "AzureWebJobsStorage__queueServiceUri": host_queue,
+        "AzureWebJobsStorage__tableServiceUri": host_table,
         "AzureWebJobsStorage__credential": "managedidentity",
         "DataLake__blobServiceUri": args.data_lake_blob_endpoint,
         "DataLake__queueServiceUri": args.data_lake_queue_endpoint,
@@ -111,7 +123,7 @@ class FunctionApp(pulumi.ComponentResource):
             opts=child,
         )
         endpoints = self.host_storage.primary_endpoints
-        settings = app_settings(args, endpoints.blob, endpoints.queue)
+        settings = app_settings(args, endpoints.blob, endpoints.queue, endpoints.table)
         self.site = web.WebApp(
             f"{name}-site",
             name=args.app_name,
@@ -129,7 +141,9 @@ class FunctionApp(pulumi.ComponentResource):
                 deployment=web.FunctionsDeploymentArgs(
                     storage=web.FunctionsDeploymentStorageArgs(
                         type="blobContainer",
-                        value=pulumi.Output.concat(endpoints.blob, PACKAGE_CONTAINER),
+                        # The container resource's own name output: the site depends on the
+                        # container existing, as the deployment storage docs require.
+                        value=pulumi.Output.concat(endpoints.blob, self.package_container.name),
                         authentication=web.FunctionsDeploymentStorageAuthenticationArgs(
                             type="SystemAssignedIdentity"
                         ),
@@ -141,12 +155,15 @@ class FunctionApp(pulumi.ComponentResource):
                     instance_memory_mb=args.instance_memory_mb,
                 ),
             ),
-            site_config=web.SiteConfigArgs(
-                ftps_state="Disabled",
+            # Only what Microsoft's Flex samples set (IaC/bicep/core/host/function.bicep: app
+            # settings), plus minTlsVersion at the platform default: ftpsState is refused on Flex
+            # (ARM 51021) and FTP/SCM-era properties are deprecated there (FLEX_DEPRECATED in
+            # infra/policies.py).
+            # A plain dict, not web.SiteConfigArgs: the Args class fills in http20Enabled=true,
+            # netFrameworkVersion=v4.6 and localMySqlEnabled=false on its own, which ARM would then
+            # receive for a Flex site.
+            site_config=web.SiteConfigArgsDict(
                 min_tls_version="1.2",
-                scm_min_tls_version="1.2",
-                http20_enabled=True,
-                remote_debugging_enabled=False,
                 app_settings=[web.NameValuePairArgs(name=k, value=v) for k, v in settings.items()],
             ),
             tags=args.tags,

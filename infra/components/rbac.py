@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.authorization as authorization
 
-from infra.roles import ROLE_IDS, Grant
+from infra.roles import ROLE_IDS, Grant, assignment_name
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,6 @@ class RbacArgs:
     scopes: Mapping[str, pulumi.Input[str]]  # Grant.scope -> resource id
     subscription_id: pulumi.Input[str]
     environment: str
-    prefix: str
 
 
 def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
@@ -28,6 +27,13 @@ def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.
         subscription_id,
         "/providers/Microsoft.Authorization/roleDefinitions/",
         ROLE_IDS[role],
+    )
+
+
+def _assignment_name(args: RbacArgs, grant: Grant) -> pulumi.Output[str]:
+    """GUID from the scope's resource id, the principal's object id and the role id (roles.py)."""
+    return pulumi.Output.all(args.scopes[grant.scope], args.principals[grant.principal]).apply(
+        lambda ids: assignment_name(ids[0], ids[1], ROLE_IDS[grant.role])
     )
 
 
@@ -47,7 +53,7 @@ class Rbac(pulumi.ComponentResource):
         self.assignments = [
             authorization.RoleAssignment(
                 _logical_name(name, grant),
-                role_assignment_name=grant.assignment_name(args.environment, args.prefix),
+                role_assignment_name=_assignment_name(args, grant),
                 principal_id=args.principals[grant.principal],
                 principal_type=args.principal_types[grant.principal],
                 role_definition_id=role_definition_id(args.subscription_id, grant.role),
