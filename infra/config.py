@@ -6,6 +6,7 @@ stops `pulumi preview` with a message naming the key, not an Azure error twenty 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -122,6 +123,33 @@ def _list(raw: Mapping[str, str], key: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def check_ip_range(cidr: str) -> str | None:
+    """Why storage network rules would refuse `cidr` (None when they accept it).
+
+    Azure Storage IP rules take public IPv4 addresses or CIDR ranges only: private ranges (RFC
+    1918) are not allowed, and "/31" or "/32" ranges are not supported but must be written as the
+    plain address ("Azure Storage firewall rules", learn.microsoft.com/azure/storage/common/
+    storage-network-security-limitations#restrictions-for-ip-network-rules). Key Vault takes the
+    same list, so one check covers both.
+    """
+    if not _CIDR.match(cidr):
+        return "is not an IPv4 address or CIDR range"
+    try:
+        network = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as exc:
+        return f"is not a valid IPv4 range ({exc})"
+    if "/" in cidr and network.prefixlen in (31, 32):
+        return f"uses /{network.prefixlen}, which storage rules refuse: list each address without a prefix"
+    if any(network.overlaps(block) for block in _RFC1918):
+        return "is or holds a private range (RFC 1918): storage IP rules accept public addresses only"
+    if network.is_loopback or network.is_link_local or network.is_multicast or network.is_unspecified:
+        return "is not a public internet range"
+    return None
+
+
+_RFC1918 = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
 def _guid(raw: Mapping[str, str], key: str) -> str:
     value = _text(raw, key).lower()
     if not _GUID.match(value):
@@ -150,8 +178,8 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
             raise ConfigError(f"config 'alertEmails' has an invalid address {email!r}")
     ip_ranges = _list(raw, "allowedIpRanges")
     for cidr in ip_ranges:
-        if not _CIDR.match(cidr):
-            raise ConfigError(f"config 'allowedIpRanges' has an invalid IPv4 range {cidr!r}")
+        if problem := check_ip_range(cidr):
+            raise ConfigError(f"config 'allowedIpRanges': {cidr!r} {problem}")
     memory = _int(raw, "instanceMemoryMb", Sizing.instance_memory_mb, 512, 4096)
     if memory not in _INSTANCE_MEMORY_MB:
         raise ConfigError(f"config 'instanceMemoryMb' must be one of {_INSTANCE_MEMORY_MB}, got {memory}")

@@ -171,3 +171,32 @@ def test_host_storage_connection_names_blob_queue_and_table(name: str) -> None:
         if a.inputs["roleDefinitionId"].endswith(table_role)
         and a.inputs["scope"].endswith(f"/storageAccounts/{host}")
     ]
+
+
+# --- 11. IP ranges storage network rules accept -----------------------------------------------
+@pytest.mark.parametrize(
+    ("cidr", "problem"),
+    [
+        ("203.0.113.7/32", "/32"),
+        ("203.0.113.6/31", "/31"),
+        ("10.20.0.0/16", "RFC 1918"),
+        ("172.16.5.0/24", "RFC 1918"),
+        ("192.168.1.10", "RFC 1918"),
+        ("0.0.0.0/0", "RFC 1918"),
+        ("127.0.0.1", "not a public"),
+        ("203.0.113.1/24", "host bits"),
+        ("300.1.1.1", "not a valid"),
+    ],
+)
+def test_ip_ranges_storage_rules_refuse_are_refused(cidr: str, problem: str) -> None:
+    """ "Small address ranges using /31 or /32 prefix sizes aren't supported ... configure them as
+    individual IP address rules without prefix"; "private address ranges (RFC 1918) aren't allowed"
+    (Azure Storage firewall restrictions, learn.microsoft.com/azure/storage/common/
+    storage-network-security-limitations)."""
+    with pytest.raises(config.ConfigError, match=rf"'allowedIpRanges'.*{problem}"):
+        config.parse("prod", GOOD | {"allowedIpRanges": f'["{cidr}"]'})
+
+
+def test_public_ranges_and_single_addresses_are_accepted() -> None:
+    parsed = config.parse("prod", GOOD | {"allowedIpRanges": '["203.0.113.0/24", "198.51.100.7"]'})
+    assert parsed.allowed_ip_ranges == ("203.0.113.0/24", "198.51.100.7")
