@@ -71,7 +71,9 @@ def build(
             account_name=names.storage_account("dl"),
             resource_group_name=rg,
             location=cfg.location,
-            sku="Standard_ZRS" if cfg.environment == "prod" else "Standard_LRS",
+            # prod: zone- and geo-redundant (Checkov CKV_AZURE_206): the registry of record and the
+            # predictions survive a region loss; dev and preprod hold copies (infra/checkov_waivers.py)
+            sku="Standard_GZRS" if cfg.environment == "prod" else "Standard_LRS",
             retention_days=30 if cfg.environment == "prod" else 7,
             tags=tags,
             firewall=firewall,

@@ -225,7 +225,7 @@ def test_storage_is_keyless_private_and_recoverable(name: str) -> None:
     lake = [
         a for a in by_type(synthesis, "storage:StorageAccount") if a.inputs["tags"]["purpose"] == "data-lake"
     ]
-    assert lake[0].inputs["sku"]["name"] == ("Standard_ZRS" if name == "prod" else "Standard_LRS")
+    assert lake[0].inputs["sku"]["name"] == ("Standard_GZRS" if name == "prod" else "Standard_LRS")
     protection = by_type(synthesis, "storage:BlobServiceProperties")[0].inputs
     assert protection["accountName"] == lake[0].azure_name
     assert protection["isVersioningEnabled"] is True
