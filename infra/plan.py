@@ -2,6 +2,7 @@
 
     python -m infra.plan dev            # resources, key security settings, role matrix, policy result
     python -m infra.plan prod --json    # the same as JSON, for diffs and scripts
+    python -m infra.plan prod --arm prod.json   # the stack as an ARM template (infra/arm.py), `-` for stdout
 
 It runs the real program under Pulumi's mock runtime (infra/synth.py) with `Pulumi.<stack>.yaml`.
 Values only Azure knows (ids, principal ids, keys) are mock values; names and settings are real.
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from infra.arm import template
 from infra.config import ENVIRONMENTS, ConfigError
 from infra.policies import Subject, lookup, violations
 from infra.roles import FORBIDDEN_ROLE_IDS, ROLE_IDS
@@ -158,11 +161,32 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write_arm(stack: str, destination: str) -> int:
+    try:
+        rendered = json.dumps(template(synthesize(stack)), indent=2) + "\n"
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if destination == "-":
+        sys.stdout.write(rendered)
+    else:
+        Path(destination).write_text(rendered)
+        print(f"wrote {destination}: the {stack} stack as an ARM template", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.splitlines()[0])
     parser.add_argument("stack", choices=ENVIRONMENTS)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--arm",
+        metavar="FILE",
+        help="write the stack as an ARM template with its Checkov waivers (infra/arm.py); - for stdout",
+    )
     args = parser.parse_args(argv)
+    if args.arm:
+        return write_arm(args.stack, args.arm)
     try:
         result = plan(args.stack)
     except (ConfigError, FileNotFoundError) as exc:
