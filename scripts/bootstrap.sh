@@ -56,6 +56,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "$digest" > "$stamp"
 fi
 
+# --- Checkov in its own virtualenv (requirements-checkov.txt says why) ----------------------
+stamp=.venv-checkov/.requirements.sha256
+digest=$(sha256sum requirements-checkov.txt | cut -d' ' -f1)
+if [ ! -x .venv-checkov/bin/checkov ] || [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  say "pip install -r requirements-checkov.txt (.venv-checkov)"
+  [ -x .venv-checkov/bin/python ] || "$python" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install -q --upgrade pip
+  .venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
+  echo "$digest" > "$stamp"
+fi
+
 # --- Azurite (pinned in package-lock.json) ---------------------------------------------------
 lock_digest=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/azurite ] || [ "$(cat node_modules/.lock.sha256 2>/dev/null)" != "$lock_digest" ]; then
