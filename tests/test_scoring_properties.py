@@ -292,3 +292,63 @@ def test_records_and_shard_cuts_are_the_ones_pandas_reads(
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
     first_rows = [1, *(c.first_row for c in scanner.cuts if c.offset < len(data))]
     assert first_rows == list(np.cumsum([0, *map(len, parts)])[:-1] + 1)
+
+
+# ------------------------------------------------------------------------ through the real blob path
+
+
+@pytest.fixture(scope="module")
+def ctx(azurite, served):  # a ScoringContext on the session's Azurite
+    from tests.scoring_support import context
+
+    return context(azurite.connection_string)
+
+
+@pytest.mark.integration
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_trigger_and_the_cli_agree_on_generated_bytes(
+    ctx, served: str, models, model: LoadedModel, data
+) -> None:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from functions.scoring.job import score_input
+    from functions.scoring.paths import PREDICTIONS_CONTAINER, OutputPaths
+    from model.cli import main
+    from tests.scoring_support import read_blob, rejected_rows, rejection, unique, upload
+
+    content, _ = data.draw(csv_files(model.schema))
+    if data.draw(st.booleans()):  # sometimes a hostile byte somewhere
+        at = data.draw(st.integers(0, len(content)))
+        content = content[:at] + data.draw(st.sampled_from([b"\x00", b"\r", b"\xff", b'"'])) + content[at:]
+    name = unique("prop")
+    client = upload(ctx, name, content)
+    outcome = score_input(ctx, client)
+    with tempfile.TemporaryDirectory() as folder:
+        source, output = Path(folder) / "in.csv", Path(folder) / "out.csv"
+        source.write_bytes(content)
+        chunk_rows = str(data.draw(st.integers(1, 30)))
+        code = main(["score", "--model", str(models.good), "--input", str(source), "--output", str(output),
+                     "--delimiter", ",", "--chunk-rows", chunk_rows])  # fmt: skip
+        if outcome.status == "rejected":
+            blob_error, _ = rejection(ctx, name, client.get_blob_properties().etag)
+            local_error = json.loads(output.with_name("out.csv.error.json").read_text())
+            assert code == 3
+            assert [local_error[k] for k in ("code", "message", "details")] == [
+                blob_error[k] for k in ("code", "message", "details")
+            ]
+            return
+        assert outcome.status == "scored" and code == 0
+        blob = read_blob(ctx, PREDICTIONS_CONTAINER, OutputPaths(name, served).predictions)
+        local, remote = _read(output.read_bytes()), _read(blob)
+        assert [(row[0], row[2]) for row in local] == [(row[0], row[2]) for row in remote]  # ids, decisions
+        # ONNX Runtime's float32 results may differ in the last bit with the batch (chunk) size
+        assert np.allclose([float(r[1]) for r in local[1:]], [float(r[1]) for r in remote[1:]], atol=1e-6)
+        local_rejected = output.with_name("out.rejected.csv")
+        expected = rejected_rows(ctx, name, served) if outcome.manifest["rows"]["rejected"] else []
+        listed = (
+            [(int(r), reason) for r, reason in _read(local_rejected.read_bytes())[1:]] if expected else []
+        )
+        assert listed == expected
