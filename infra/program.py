@@ -7,22 +7,26 @@ deployed code's blob extension key) -> alerts
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
 from infra.archive import CodeArchive, build_archive
+from infra.cloud import CloudOps
 from infra.components.alerts import Alerts, AlertsArgs, alert_rules
 from infra.components.datalake import DataLake, DataLakeArgs
 from infra.components.events import BlobEvents, BlobEventsArgs
 from infra.components.functionapp import FunctionApp, FunctionAppArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.rbac import Rbac, RbacArgs
-from infra.components.release import CodeRelease, CodeReleaseArgs, Uploader
+from infra.components.release import CodeRelease, CodeReleaseArgs
 from infra.components.storage import Firewall
 from infra.components.workspace import MlWorkspace, MlWorkspaceArgs
 from infra.config import StackConfig
 from infra.naming import Names
+from infra.providers import required_namespaces
 from infra.roles import (
     DATA_SCIENTISTS,
     DEPLOYER,
@@ -32,24 +36,38 @@ from infra.roles import (
     PRINCIPAL_TYPES,
     role_matrix,
 )
-from infra.upload import upload_with_identity
+
+
+def _during_up(step: Callable[[], str], preview: str) -> str:
+    return preview if pulumi.runtime.is_dry_run() else step()
 
 
 def build(
-    cfg: StackConfig,
-    archive: CodeArchive | None = None,
-    uploader: Uploader = upload_with_identity,
+    cfg: StackConfig, archive: CodeArchive | None = None, ops: CloudOps | None = None
 ) -> dict[str, pulumi.Output]:
     """Declare every resource of the stack; return the stack outputs.
 
-    `uploader` puts the code package in place during `pulumi up`; the offline plan passes one
-    that only computes the URL.
+    `ops` is what `pulumi up` does against Azure besides declaring resources (infra/cloud.py:
+    provider check, package upload, key wait, Key Vault reference refresh); the offline plan and
+    the tests pass `offline_ops()`.
     """
+    if ops is None:
+        from infra.cloud import azure_ops
+
+        ops = azure_ops()
     names = Names(cfg.prefix, cfg.environment)
     tags = cfg.tags
     client = authorization.get_client_config_output()
+    namespaces = required_namespaces(cfg.network_isolation)
+    # Every resource hangs off the group's name, so nothing is created before the check passes.
+    group_name = client.subscription_id.apply(
+        lambda subscription: _during_up(
+            lambda: (ops.check_providers(subscription, namespaces), names.resource_group)[1],
+            names.resource_group,
+        )
+    )
     group = resources.ResourceGroup(
-        "resource-group", resource_group_name=names.resource_group, location=cfg.location, tags=tags
+        "resource-group", resource_group_name=group_name, location=cfg.location, tags=tags
     )
     rg = group.name
 
@@ -155,8 +173,18 @@ def build(
             package_container=app.package_container.name,
             resource_group_name=rg,
             after=[assignment.id for assignment in rbac.assignments],
-            uploader=uploader,
+            uploader=ops.upload,
         ),
+    )
+    # Key Vault references set before the grant stay unresolved for up to 24 h: refresh them once
+    # the identity holds Key Vault Secrets User (infra/cloud.py), and wait until resolved.
+    references = pulumi.Output.all(app.site.id, *[assignment.id for assignment in rbac.assignments]).apply(
+        lambda values: _during_up(lambda: ops.refresh_references(values[0]), "refreshed during pulumi up")
+    )
+    # The subscription's webhook needs the host's blobs_extension key, which exists once the
+    # deployed host has indexed the blob trigger: wait for it during `up`.
+    blob_key = pulumi.Output.all(app.site.id, release.deployment.id).apply(
+        lambda values: ops.blob_extension_key(values[0], not pulumi.runtime.is_dry_run())
     )
     BlobEvents(
         "blob-events",
@@ -168,7 +196,7 @@ def build(
             resource_group_name=rg,
             location=cfg.location,
             tags=tags,
-            after=release.deployment,
+            blob_key=blob_key,
         ),
     )
     Alerts(
@@ -195,4 +223,6 @@ def build(
         "keyVaultUri": ml.vault.properties.vault_uri,
         "mlWorkspace": ml.workspace.name,
         "codePackage": release.package_uri,
+        "keyVaultReferences": references,
+        "resourceProviders": pulumi.Output.from_input(", ".join(namespaces)),
     }

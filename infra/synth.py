@@ -223,10 +223,11 @@ def synthesize(
     pulumi.runtime.set_all_config(values, secret_keys=[secret_key])
     result = Synthesis(stack)
 
+    from infra.cloud import offline_ops
     from infra.program import build  # after set_mocks: the program reads config when called
 
     def program() -> pulumi.Output:
-        outputs = build(config.load(), archive or code_archive(), uploader=package_url)
+        outputs = build(config.load(), archive or code_archive(), ops=offline_ops(package_url))
         return pulumi.Output.all(**outputs).apply(result.outputs.update)
 
     pulumi.runtime.test(program)()

@@ -390,18 +390,3 @@ def test_missing_secret_stops_the_program_with_the_command_to_fix_it() -> None:
     pulumi.runtime.set_all_config(stack_config("dev"))
     with pytest.raises(config.ConfigError, match="pulumi config set --secret dbConnectionString"):
         build(config.load())
-
-
-def test_pulumi_entry_point_runs_the_program() -> None:
-    """What `pulumi preview` executes (Pulumi.yaml `main: infra/`), under the mocks: no upload."""
-    import runpy
-
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="preprod", preview=True)
-    secret = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("preprod") | {secret: "Driver=x"}, secret_keys=[secret])
-    pulumi.runtime.test(lambda: runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__"))()
-    apps = [r for r in mocks.resources if r.type == "azure-native:web:WebApp"]
-    assert [a.azure_name for a in apps] == [stack("preprod").outputs["functionAppName"]]
-    secrets = [r for r in mocks.resources if r.type == "azure-native:keyvault:Secret"]
-    assert secrets[0].inputs["properties"]["value"] == "Driver=x"

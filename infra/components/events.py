@@ -2,8 +2,10 @@
 
 Flex Consumption only runs blob triggers with `source=EventGrid`; the subscription delivers
 `BlobCreated` for `scoring-input/*.csv` to the Functions blob extension's webhook. The webhook
-needs the app's `blobs_extension` system key, which exists once the code is deployed, so this
-component runs after the code release and reads the key with `listWebAppHostKeys`.
+needs the app's `blobs_extension` system key, which exists only once the deployed host has
+indexed the blob trigger; Event Grid validates the endpoint when the subscription is created, so
+with no key it gets a 401. The program hands in the key only after waiting for it during `up`
+(infra/cloud.py: blob_extension_key), so the subscription is created once the key exists.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.eventgrid as eventgrid
-import pulumi_azure_native.web as web
 
 from functions.scoring.paths import INPUT_CONTAINER
 
@@ -29,7 +30,7 @@ class BlobEventsArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     tags: dict[str, str]
-    after: pulumi.Resource | None = None  # the code release: the key exists once the code runs
+    blob_key: pulumi.Input[str]  # the host's blobs_extension key, once it exists (infra/cloud.py)
 
 
 def webhook_url(host_name: str, key: str) -> str:
@@ -51,16 +52,8 @@ class BlobEvents(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        keys = web.list_web_app_host_keys_output(
-            name=args.app_name,
-            resource_group_name=args.resource_group_name,
-            opts=pulumi.InvokeOutputOptions(
-                parent=self, depends_on=[topic, *([args.after] if args.after else [])]
-            ),
-        )
-        blob_key = keys.system_keys.apply(lambda system: (system or {}).get("blobs_extension", ""))
         endpoint = pulumi.Output.secret(
-            pulumi.Output.all(args.app_host_name, blob_key).apply(lambda v: webhook_url(*v))
+            pulumi.Output.all(args.app_host_name, args.blob_key).apply(lambda v: webhook_url(*v))
         )
         self.subscription = eventgrid.SystemTopicEventSubscription(
             f"{name}-score-blob",

@@ -7,7 +7,10 @@ new package), and an unchanged tree changes nothing. `remoteBuild` makes the pla
 
 The upload runs during `pulumi up` (never in a preview or the offline plan) with the deploying
 identity, after the role assignments exist: see infra/upload.py for why it is not a
-`storage.Blob` resource.
+`storage.Blob` resource. The uploader returns the URL One Deploy reads, with a short-lived
+read-only user-delegation SAS (decision 26): the template holding it is a secret, and since a new
+SAS is signed on every `up`, changes to the template of the same deployment are ignored (a new
+package is a new deployment name, hence a new resource, anyway).
 """
 
 from __future__ import annotations
@@ -71,16 +74,19 @@ class CodeRelease(pulumi.ComponentResource):
                 return package_url(endpoint, container, args.archive)
             return args.uploader(endpoint, container, args.archive)
 
-        self.package_uri = pulumi.Output.all(
-            args.host_blob_endpoint, args.package_container, *args.after
-        ).apply(publish)
-        template = pulumi.Output.all(args.app_name, self.package_uri).apply(lambda v: one_deploy_template(*v))
+        signed_uri = pulumi.Output.secret(
+            pulumi.Output.all(args.host_blob_endpoint, args.package_container, *args.after).apply(publish)
+        )
+        self.package_uri = pulumi.Output.all(args.host_blob_endpoint, args.package_container).apply(
+            lambda v: package_url(v[0], v[1], args.archive)
+        )
+        template = pulumi.Output.all(args.app_name, signed_uri).apply(lambda v: one_deploy_template(*v))
         self.deployment = resources.Deployment(
             f"{name}-onedeploy-{digest}",
             deployment_name=f"onedeploy-{digest}",
             resource_group_name=args.resource_group_name,
             properties=resources.DeploymentPropertiesArgs(mode="Incremental", template=template),
             tags={"package-sha256": args.archive.sha256},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["properties.template"]),
         )
         self.register_outputs({"package_uri": self.package_uri, "sha256": args.archive.sha256})
