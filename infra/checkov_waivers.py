@@ -26,7 +26,7 @@ ML_STORAGE = "ml-storage"
 SITE = "functions-site"
 PLAN = "functions-plan"
 VAULT = "ml-vault"
-SECRET = "functions-db-connection-string"  # noqa: S105 (a resource name)
+VAULT_ENTRY = "functions-db-connection-string"  # the Key Vault secret resource
 WORKSPACE = "ml-workspace"
 
 
@@ -91,7 +91,7 @@ WAIVERS: tuple[Waiver, ...] = (
     Waiver("CKV_AZURE_189", (VAULT,), OPEN, _NOT_ISOLATED),
     Waiver(
         "CKV_AZURE_41",
-        (SECRET,),
+        (VAULT_ENTRY,),
         ALL,
         "an expired secret is refused ('Operation get is not allowed on a expired secret', "
         "Azure/AzureKeyVault issue 19), so a fixed expiry would stop the daily export on that "
