@@ -156,6 +156,27 @@ ARM_TYPES: dict[str, ArmType] = {
     "azure-native:resources:Deployment": ArmType(
         "Microsoft.Resources/deployments", "{deploymentName}", ("location", "tags", "properties")
     ),
+    # The workspace's private endpoint in isolated stacks (infra/components/privatelink.py).
+    "azure-native:network:PrivateEndpoint": ArmType(
+        "Microsoft.Network/privateEndpoints",
+        "{privateEndpointName}",
+        ("location", "tags", "extendedLocation"),
+        wraps={"privateLinkServiceConnections[]": ("name", "id")},
+    ),
+    "azure-native:network:PrivateDnsZoneGroup": ArmType(
+        "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+        "{privateEndpointName}/{privateDnsZoneGroupName}",
+        (),
+        wraps={"privateDnsZoneConfigs[]": ("name",)},
+    ),
+    "azure-native:privatedns:PrivateZone": ArmType(
+        "Microsoft.Network/privateDnsZones", "{privateZoneName}", ("location", "tags", "etag")
+    ),
+    "azure-native:privatedns:VirtualNetworkLink": ArmType(
+        "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
+        "{privateZoneName}/{virtualNetworkLinkName}",
+        ("location", "tags", "etag"),
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from infra.components.datalake import DataLake, DataLakeArgs
 from infra.components.events import BlobEvents, BlobEventsArgs
 from infra.components.functionapp import FunctionApp, FunctionAppArgs
 from infra.components.network import Network, NetworkArgs
+from infra.components.privatelink import WORKSPACE_GROUP, WORKSPACE_ZONES, PrivateLink, PrivateLinkArgs
 from infra.components.rbac import Rbac, RbacArgs
 from infra.components.release import CodeRelease, CodeReleaseArgs
 from infra.components.storage import Firewall
@@ -73,6 +74,7 @@ def build(
 
     firewall = None
     subnet_id = None
+    network: Network | None = None
     if cfg.network_isolation:
         network = Network(
             "network",
@@ -114,6 +116,22 @@ def build(
             firewall=firewall,
         ),
     )
+    if network is not None:
+        # Public access to the workspace is off: the virtual network reaches it privately.
+        PrivateLink(
+            "ml-private-link",
+            PrivateLinkArgs(
+                endpoint_name=f"pe-{names.ml_workspace}",
+                target_id=ml.workspace.id,
+                group_id=WORKSPACE_GROUP,
+                zones=WORKSPACE_ZONES,
+                subnet_id=network.endpoint_subnet_id,
+                vnet_id=network.vnet_id,
+                resource_group_name=rg,
+                location=cfg.location,
+                tags=tags,
+            ),
+        )
     app = FunctionApp(
         "functions",
         FunctionAppArgs(

@@ -51,6 +51,10 @@ NAME_INPUTS = {
     "azure-native:monitor:ScheduledQueryRule": "ruleName",
     "azure-native:authorization:RoleAssignment": "roleAssignmentName",
     "azure-native:resources:Deployment": "deploymentName",
+    "azure-native:network:PrivateEndpoint": "privateEndpointName",
+    "azure-native:network:PrivateDnsZoneGroup": "privateDnsZoneGroupName",
+    "azure-native:privatedns:PrivateZone": "privateZoneName",
+    "azure-native:privatedns:VirtualNetworkLink": "virtualNetworkLinkName",
 }
 _ACCOUNT = "Microsoft.Storage/storageAccounts/{accountName}"
 PROVIDER_PATHS = {
@@ -78,6 +82,14 @@ PROVIDER_PATHS = {
     "azure-native:monitor:ActionGroup": "Microsoft.Insights/actionGroups/{actionGroupName}",
     "azure-native:monitor:ScheduledQueryRule": "Microsoft.Insights/scheduledQueryRules/{ruleName}",
     "azure-native:resources:Deployment": "Microsoft.Resources/deployments/{deploymentName}",
+    "azure-native:network:PrivateEndpoint": "Microsoft.Network/privateEndpoints/{privateEndpointName}",
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "Microsoft.Network/privateEndpoints/{privateEndpointName}/privateDnsZoneGroups/{privateDnsZoneGroupName}"
+    ),
+    "azure-native:privatedns:PrivateZone": "Microsoft.Network/privateDnsZones/{privateZoneName}",
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks/{virtualNetworkLinkName}"
+    ),
 }
 
 

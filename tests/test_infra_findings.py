@@ -200,3 +200,35 @@ def test_ip_ranges_storage_rules_refuse_are_refused(cidr: str, problem: str) -> 
 def test_public_ranges_and_single_addresses_are_accepted() -> None:
     parsed = config.parse("prod", GOOD | {"allowedIpRanges": '["203.0.113.0/24", "198.51.100.7"]'})
     assert parsed.allowed_ip_ranges == ("203.0.113.0/24", "198.51.100.7")
+
+
+# --- 10. Prod's workspace reachable from the virtual network ----------------------------------
+def test_the_isolated_workspace_has_a_private_endpoint_with_its_dns_zones() -> None:
+    """Public access off needs a private endpoint: group amlworkspace, zones privatelink.api.azureml.ms
+    and privatelink.notebooks.azure.net linked to the network ("Configure a private endpoint for an
+    Azure Machine Learning workspace", how-to-configure-private-link; "Azure Private Endpoint private
+    DNS zone values", private-endpoint-dns)."""
+    synthesis = stack("prod")
+    workspace = by_type(synthesis, "machinelearningservices:Workspace")[0]
+    assert workspace.inputs["publicNetworkAccess"] == "Disabled"
+    endpoint = by_type(synthesis, "network:PrivateEndpoint")[0].inputs
+    connection = endpoint["privateLinkServiceConnections"][0]
+    assert connection["privateLinkServiceId"].endswith(f"/workspaces/{workspace.azure_name}")
+    assert connection["groupIds"] == ["amlworkspace"]
+    subnets = {s.azure_name: s.inputs for s in by_type(synthesis, "network:Subnet")}
+    assert endpoint["subnet"] == {"id": endpoint["subnet"]["id"]} and endpoint["subnet"]["id"].endswith(
+        "/subnets/private-endpoints"
+    )
+    assert not subnets["private-endpoints"].get("delegations")  # a delegated subnet cannot hold endpoints
+    zones = {z.azure_name for z in by_type(synthesis, "privatedns:PrivateZone")}
+    assert zones == {"privatelink.api.azureml.ms", "privatelink.notebooks.azure.net"}
+    vnet = by_type(synthesis, "network:VirtualNetwork")[0].azure_name
+    links = by_type(synthesis, "privatedns:VirtualNetworkLink")
+    assert {link.inputs["privateZoneName"] for link in links} == zones
+    assert all(link.inputs["virtualNetwork"]["id"].endswith(f"/virtualNetworks/{vnet}") for link in links)
+    assert all(link.inputs["registrationEnabled"] is False for link in links)
+    group = by_type(synthesis, "network:PrivateDnsZoneGroup")[0].inputs
+    assert group["privateEndpointName"] == endpoint["privateEndpointName"]
+    assert {c["privateDnsZoneId"].rsplit("/", 1)[-1] for c in group["privateDnsZoneConfigs"]} == zones
+    for name in ("dev", "preprod"):
+        assert not by_type(stack(name), "network:PrivateEndpoint")

@@ -194,7 +194,11 @@ def test_every_expected_resource_exists(name: str) -> None:
         "monitor:ActionGroup": 1,
         "monitor:ScheduledQueryRule": 3,
         "network:VirtualNetwork": 1 if name == "prod" else 0,
-        "network:Subnet": 1 if name == "prod" else 0,
+        "network:Subnet": 2 if name == "prod" else 0,  # the function's (delegated) + private endpoints
+        "network:PrivateEndpoint": 1 if name == "prod" else 0,  # the ML workspace (public access off)
+        "network:PrivateDnsZoneGroup": 1 if name == "prod" else 0,
+        "privatedns:PrivateZone": 2 if name == "prod" else 0,
+        "privatedns:VirtualNetworkLink": 2 if name == "prod" else 0,
     }
     assert {t: len(by_type(synthesis, t)) for t in counts} == counts
     containers = {c.azure_name for c in by_type(synthesis, "storage:BlobContainer")}
@@ -209,7 +213,8 @@ def test_every_expected_resource_exists(name: str) -> None:
     }
     components = {r.type for r in synthesis.resources if r.type.startswith("mlops:azure:")}
     expected = {"DataLake", "MlWorkspace", "FunctionApp", "Rbac", "CodeRelease", "BlobEvents", "Alerts"}
-    assert components == {f"mlops:azure:{c}" for c in expected | ({"Network"} if name == "prod" else set())}
+    isolated = {"Network", "PrivateLink"} if name == "prod" else set()
+    assert components == {f"mlops:azure:{c}" for c in expected | isolated}
 
 
 @pytest.mark.parametrize("name", STACKS)

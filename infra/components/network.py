@@ -21,10 +21,13 @@ class NetworkArgs:
     tags: dict[str, str]
     address_space: str = "10.40.0.0/16"
     function_subnet: str = "10.40.1.0/24"
+    endpoint_subnet: str = "10.40.2.0/24"  # private endpoints (a delegated subnet cannot hold them)
 
 
 class Network(pulumi.ComponentResource):
     function_subnet_id: pulumi.Output[str]
+    endpoint_subnet_id: pulumi.Output[str]
+    vnet_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:Network", name, None, opts)
@@ -51,5 +54,16 @@ class Network(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        # One subnet operation at a time on a virtual network: this one waits for the first.
+        endpoints = network.Subnet(
+            f"{name}-private-endpoints",
+            subnet_name="private-endpoints",
+            virtual_network_name=vnet.name,
+            resource_group_name=args.resource_group_name,
+            address_prefix=args.endpoint_subnet,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet]),
+        )
         self.function_subnet_id = subnet.id
-        self.register_outputs({"function_subnet_id": subnet.id})
+        self.endpoint_subnet_id = endpoints.id
+        self.vnet_id = vnet.id
+        self.register_outputs({"function_subnet_id": subnet.id, "endpoint_subnet_id": endpoints.id})
