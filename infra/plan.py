@@ -19,6 +19,7 @@ from typing import Any
 from infra.arm import template
 from infra.config import ENVIRONMENTS, ConfigError
 from infra.policies import Subject, lookup, violations
+from infra.providers import namespaces_for, register_commands
 from infra.roles import FORBIDDEN_ROLE_IDS, ROLE_IDS
 from infra.synth import Synthesis, synthesize
 
@@ -60,7 +61,6 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "azure-native:web:WebApp": (
         "httpsOnly",
         "identity.type",
-        "siteConfig.ftpsState",
         "siteConfig.minTlsVersion",
         "functionAppConfig.runtime.version",
         "functionAppConfig.scaleAndConcurrency.maximumInstanceCount",
@@ -132,6 +132,8 @@ def plan(stack: str) -> dict[str, Any]:
         "resources": resources,
         "roles": role_rows(synthesis, principals),
         "outputs": {k: v for k, v in synthesis.outputs.items() if isinstance(v, str)},
+        # Registered once per subscription before the first `up` (docs/deploy.md, checklist).
+        "providers": namespaces_for(r.type for r in synthesis.resources),
         "policy": {"violations": [v.__dict__ for v in found]},
     }
 
@@ -149,6 +151,11 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", "Role matrix (principal | role | scope):"]
     for row in result["roles"]:
         lines.append(f"  {row['principal']:<42} | {row['role']:<31} | {row['scope']}")
+    lines += [
+        "",
+        "Resource providers the subscription must have registered (checked before `up` creates anything):",
+    ]
+    lines += [f"  {command}" for command in register_commands(result["providers"])]
     lines += ["", "Outputs:"]
     lines += [f"  {k} = {v}" for k, v in result["outputs"].items()]
     found = result["policy"]["violations"]

@@ -3,6 +3,8 @@ naming its source. Under Pulumi's mocks, like the other infra tests."""
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_azure_native.web as web
 import pytest
@@ -232,3 +234,18 @@ def test_the_isolated_workspace_has_a_private_endpoint_with_its_dns_zones() -> N
     assert {c["privateDnsZoneId"].rsplit("/", 1)[-1] for c in group["privateDnsZoneConfigs"]} == zones
     for name in ("dev", "preprod"):
         assert not by_type(stack(name), "network:PrivateEndpoint")
+
+
+# --- 3. The offline plan names the providers to register, with the command --------------------
+@pytest.mark.parametrize("name", STACKS)
+def test_the_plan_prints_the_provider_commands(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """ "Azure resource providers and types": a subscription must register a namespace before it
+    creates its types; Flex VNet integration needs Microsoft.App (flex-consumption-plan, considerations)."""
+    from infra import plan
+
+    assert plan.main([name]) == 0
+    text = capsys.readouterr().out
+    assert "az provider register --namespace Microsoft.Web --wait" in text
+    assert ("az provider register --namespace Microsoft.App --wait" in text) is (name == "prod")
+    assert plan.main([name, "--json"]) == 0
+    assert "Microsoft.EventGrid" in json.loads(capsys.readouterr().out)["providers"]
