@@ -139,7 +139,9 @@ def refresh_key_vault_references(arm: Arm, waiter: Waiter, site_id: str, setting
         probe,
         "The app's identity has Key Vault Secrets User on the secret but the reference does not "
         f"resolve: see its status with `az rest --method get --url {ARM}{site_id}/config/configreferences/"
-        f"appsettings?api-version={REFERENCES_API}`, fix what it names, then run `pulumi up` again.",
+        f"appsettings?api-version={REFERENCES_API}`, fix what it names, then run `pulumi up` again. "
+        "With networkIsolation, note that Flex Consumption documents no Key Vault references to a "
+        "network-restricted vault (flex-consumption-plan, considerations; decision 35).",
     )
 
 

@@ -8,7 +8,7 @@ name clash is an error instead of a silent overwrite.
 
 One Deploy fetches `packageUri` itself, and the account has no keys and no public blobs, so the
 URL carries a user-delegation SAS: signed with a key Entra ID issues to the deployer, read-only,
-on that one blob, for an hour (decision 26; "Create a user delegation SAS",
+on that one blob, for an hour (decision 34; "Create a user delegation SAS",
 learn.microsoft.com/rest/api/storageservices/create-user-delegation-sas). It is never stored in
 an app setting; the deployment template that carries it is a Pulumi secret.
 """

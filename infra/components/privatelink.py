@@ -7,7 +7,7 @@ endpoint: group `amlworkspace`, DNS zones `privatelink.api.azureml.ms` and
 Azure Machine Learning workspace", learn.microsoft.com/azure/machine-learning/
 how-to-configure-private-link; "Azure Private Endpoint private DNS zone values",
 learn.microsoft.com/azure/private-link/private-endpoint-dns).
-The vault and the storage accounts stay on service endpoints from the function subnet (decision 27).
+The vault and the storage accounts stay on service endpoints from the function subnet (decision 35).
 """
 
 from __future__ import annotations

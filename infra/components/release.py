@@ -8,7 +8,7 @@ new package), and an unchanged tree changes nothing. `remoteBuild` makes the pla
 The upload runs during `pulumi up` (never in a preview or the offline plan) with the deploying
 identity, after the role assignments exist: see infra/upload.py for why it is not a
 `storage.Blob` resource. The uploader returns the URL One Deploy reads, with a short-lived
-read-only user-delegation SAS (decision 26): the template holding it is a secret, and since a new
+read-only user-delegation SAS (decision 34): the template holding it is a secret, and since a new
 SAS is signed on every `up`, changes to the template of the same deployment are ignored (a new
 package is a new deployment name, hence a new resource, anyway).
 """
