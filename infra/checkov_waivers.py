@@ -50,8 +50,9 @@ _PRIVATE_ENDPOINTS = (
     "prod denies every network but the function subnet's service endpoints and allowedIpRanges; "
     "service endpoints and IP rules work only while public network access is Enabled ('Disabled' "
     "also denies requests matching IP or virtual network rules: Azure Policy built-in 'Storage "
-    "accounts should disable public network access'). Private endpoints are issue 11's "
-    "private-endpoint finding, owned by that work"
+    "accounts should disable public network access'). Decision 35 keeps the data lake and the "
+    "workspace storage on service endpoints: private endpoints bill per endpoint by the hour and "
+    "need a network path for every person and pipeline"
 )
 _FLEX_SITE_CONFIG = (
     "Flex Consumption site: siteConfig carries only what Microsoft's Flex samples set "
@@ -105,9 +106,10 @@ WAIVERS: tuple[Waiver, ...] = (
         "CKV_AZURE_243",
         (WORKSPACE,),
         ALL,
-        "the check reads the workspace's managed-network outbound rules; the workspace has no "
-        "compute yet (retraining is a later issue) and prod's inbound private endpoint is issue "
-        "11's private-endpoint finding, owned by that work; prod's workspace has public access off",
+        "the check reads the outbound rules of the workspace's managed network (its compute's "
+        "network); the workspace has no compute yet (retraining is a later issue). prod's workspace "
+        "has public access off and an inbound private endpoint (decision 35), which the check does "
+        "not read",
     ),
     # --- Function App ------------------------------------------------------------------------
     Waiver(
