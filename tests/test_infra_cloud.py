@@ -84,8 +84,8 @@ def test_up_checks_the_providers_before_it_creates_anything() -> None:
 
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="prod", preview=False)
-    secret = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("prod") | {secret: "Driver=x"}, secret_keys=[secret])
+    db_key = f"{config.PROJECT}:dbConnectionString"
+    pulumi.runtime.set_all_config(stack_config("prod") | {db_key: "Driver=x"}, secret_keys=[db_key])
     with pytest.raises(Exception, match=r"Microsoft\.App"):
         pulumi.runtime.test(lambda: pulumi.Output.all(**build(config.load(), code_archive(), ops=ops)))()
     assert not [r for r in mocks.resources if r.type.startswith("azure-native:")]  # nothing was created
@@ -307,8 +307,8 @@ def test_pulumi_entry_point_runs_the_program(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(cloud, "azure_ops", lambda: ops)
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="preprod", preview=True)
-    secret = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("preprod") | {secret: "Driver=x"}, secret_keys=[secret])
+    db_key = f"{config.PROJECT}:dbConnectionString"
+    pulumi.runtime.set_all_config(stack_config("preprod") | {db_key: "Driver=x"}, secret_keys=[db_key])
     pulumi.runtime.test(lambda: runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__"))()
     apps = [r for r in mocks.resources if r.type == "azure-native:web:WebApp"]
     assert [a.azure_name for a in apps] == [stack("preprod").outputs["functionAppName"]]
