@@ -115,3 +115,34 @@ def test_numbers_beyond_float32_are_rejected_not_scored_as_infinity(model: Loade
         "3,pdays: 1e+300 is outside the float32 range",
     ]
     assert result.tally.rows_scored == 1
+
+
+def test_an_error_of_the_stream_sticks_so_a_reader_that_swallows_it_meets_it_again() -> None:
+    # pandas' C parser can swallow an exception of read() at the very end of the input and stop
+    # as if at the end (seen, intermittently, in the property tests: a bare CR as the last byte
+    # came out as no_valid_rows): every later read, and drain(), raise it again.
+    def chunks() -> Iterator[bytes]:
+        yield b"id,a\n1,2\n"
+        raise FileRejected("cr_line_endings", "injected")
+
+    stream = CheckedStream(chunks(), None)
+    try:
+        assert stream.read() == b"id,a\n1,2\n"
+        for read in (stream.read, stream.read, stream.drain):
+            with pytest.raises(FileRejected, match="injected"):
+                read()
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("tail", [b"\r", b"\xc3", b'"'])
+@pytest.mark.parametrize("chunk", [1, 9, 4096])
+def test_a_problem_in_the_last_byte_is_not_lost(model: LoadedModel, tail: bytes, chunk: int) -> None:
+    # pandas may swallow the stream's error when it comes with the very end of the input; the
+    # error sticks to the stream, so the verdict still stands (it was lost as no_valid_rows).
+    header = ",".join(["client_id", *model.schema.raw_columns]).encode()
+    data = header + b"\n,18,0,1,1,-1,0,admin.,divorced,primary,no,no,no,cellular,apr,failure\n" + tail
+    code = {b"\r": "cr_line_endings", b"\xc3": "not_utf8", b'"': "unterminated_quote"}[tail]
+    with pytest.raises(FileRejected) as caught:
+        score_bytes(data, model, ReadOptions(chunk_rows=5), chunk_bytes=chunk)
+    assert caught.value.code == code, caught.value.message

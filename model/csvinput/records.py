@@ -112,6 +112,8 @@ def read_chunks(
             if blank.any():
                 frame, rows = frame[~blank], rows[~blank]
             yield Chunk(frame, rows, malformed, int(blank.sum()))
+    if source.error is not None:  # the parser swallowed the stream's error and stopped: it stands
+        raise source.error
     if skipped:  # malformed rows after the last good one
         yield Chunk(pd.DataFrame(columns=list(header.columns)), np.empty(0, dtype=np.int64),
                     sorted(skipped.items()))  # fmt: skip

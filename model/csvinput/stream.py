@@ -51,6 +51,7 @@ class CheckedStream:
         self._thread = threading.Thread(target=self._produce, name="read-input", daemon=True)
         self._thread.start()
         self.finished = False
+        self.error: BaseException | None = None  # raised again by every later read: it sticks
 
     def _produce(self) -> None:
         try:
@@ -83,6 +84,7 @@ class CheckedStream:
             return b""
         if isinstance(item, BaseException):
             self.finished = True
+            self.error = item
             raise item
         assert isinstance(item, bytes)
         return item
@@ -91,6 +93,8 @@ class CheckedStream:
         """Up to one chunk (the parser asks again until it gets b"")."""
         if self._pending:
             return self._pending.pop(0)
+        if self.error is not None:  # a reader that swallowed it (pandas can, at the end) meets it again
+            raise self.error
         if self.finished:
             return b""
         return self._next()
