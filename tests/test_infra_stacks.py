@@ -306,9 +306,9 @@ def test_app_settings_satisfy_the_settings_contract(name: str) -> None:
     assert loaded.scoring.blob_source == "EventGrid"
     assert loaded.scoring.duplicate_ids == settings["SCORING_DUPLICATE_IDS"] == "keep"
     assert loaded.model_stage == name
-    secret = by_type(synthesis, "keyvault:Secret")[0].inputs
-    assert secret["secretName"] == "db-connection-string"
-    assert secret["properties"]["value"] == SECRET_PLACEHOLDER
+    vault_entry = by_type(synthesis, "keyvault:Secret")[0].inputs
+    assert vault_entry["secretName"] == "db-connection-string"
+    assert vault_entry["properties"]["value"] == SECRET_PLACEHOLDER
 
 
 @pytest.mark.parametrize("name", STACKS)
