@@ -143,11 +143,13 @@ def copy_blob(
     metadata: dict[str, str] | None = None,
     source_etag: str | None = None,
     expect_sha256: str | None = None,
+    create_only: bool = False,
 ) -> str:
     """Stream `source` into `target` through staged blocks (bounded memory, atomic); return the sha256.
 
     `source_etag` pins the version read: if the source changes meanwhile the copy fails instead of
     mixing two versions. With `expect_sha256`, other bytes are never committed (ContentMismatchError).
+    `create_only` commits only if the target does not exist yet (else ResourceExistsError).
     Works with identity-based clients, where a server-side copy may need a SAS.
     """
     writer = StagedBlobWriter(target)
@@ -162,7 +164,8 @@ def copy_blob(
                 f"{source.container_name}/{source.blob_name} has sha256 {writer.sha256[:16]}…, "
                 f"expected {expect_sha256[:16]}… (it changed while being copied)"
             )
-        writer.commit(content_type, metadata)
+        only_new = {"match_condition": MatchConditions.IfMissing} if create_only else {}
+        writer.commit(content_type, metadata, **only_new)
     except BaseException:
         writer.abort()
         raise

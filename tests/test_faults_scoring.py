@@ -198,12 +198,6 @@ def test_outage_before_the_manifest_is_finished_by_the_rerun(proxied, azurite, s
     _assert_input_kept(ctx, name, etag, data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: two deliveries of a refused file at once: the slower one's copy into rejected/ "
-    "fails with InvalidBlockList (the faster commit discarded its staged blocks) and the invocation "
-    "raises (a failed attempt, an ERROR with a traceback) instead of ending as a duplicate",
-)
 def test_concurrent_deliveries_of_a_refused_file_both_end_cleanly(azurite, served) -> None:
     """Delivery A is held at the commit of its copy into rejected/ while delivery B rejects the same
     file completely; then A goes on. Found by the soak (bench/soak.py, two racing hosts)."""

@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from functions.blob_io import copy_blob, read_text
@@ -42,13 +42,22 @@ def reject_file(
     container = service.get_container_client(REJECTED_CONTAINER)
     if read_text(container, paths.error) is not None:
         return paths
-    copy_blob(
-        source.client,
-        container.get_blob_client(paths.copy),
-        CSV_CONTENT_TYPE,
-        {"source": source.path, "source_etag": paths.folder.rsplit("/", 1)[-1]},
-        source_etag=source.etag,
-    )
+    copy = container.get_blob_client(paths.copy)
+    try:
+        copy_blob(
+            source.client,
+            copy,
+            CSV_CONTENT_TYPE,
+            {"source": source.path, "source_etag": paths.folder.rsplit("/", 1)[-1]},
+            source_etag=source.etag,
+            create_only=True,
+        )
+    except (ResourceExistsError, ResourceModifiedError):
+        pass  # a racing (or crashed) delivery copied the same pinned version first: its copy stands
+    except HttpResponseError as error:
+        # A racing delivery committed first, discarding this one's staged blocks (found by the soak).
+        if error.error_code != "InvalidBlockList" or not copy.exists():
+            raise
     error = {
         "format_version": ERROR_FORMAT,
         "input": {"blob": source.path, "etag": source.etag, "bytes": source.size},
