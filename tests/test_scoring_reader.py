@@ -118,9 +118,9 @@ def test_numbers_beyond_float32_are_rejected_not_scored_as_infinity(model: Loade
 
 
 def test_an_error_of_the_stream_sticks_so_a_reader_that_swallows_it_meets_it_again() -> None:
-    # pandas' C parser can swallow an exception of read() at the very end of the input and stop
-    # as if at the end (seen, intermittently, in the property tests: a bare CR as the last byte
-    # came out as no_valid_rows): every later read, and drain(), raise it again.
+    # A reader that catches an exception of read() and carries on (pandas' C parser turns some
+    # into ParserError or SystemError) must not be able to lose it: every later read, and
+    # drain(), raise it again. Defensive: no input is known to lose it today.
     def chunks() -> Iterator[bytes]:
         yield b"id,a\n1,2\n"
         raise FileRejected("cr_line_endings", "injected")
