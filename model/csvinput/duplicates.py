@@ -50,31 +50,42 @@ class IdIndex:
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs)
 
-    def first_rows(self, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For rows in file order: the row of an earlier occurrence of each id (or -1), and the hashes.
+    def record(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """For rows in file order: the row of an earlier occurrence of each id, or -1 (then recorded).
 
-        Earlier means a row seen before this call, or an earlier row of this call.
+        Earlier means a row recorded before this call, or an earlier row of this call.
         """
         hashes = id_hashes(ids)
-        first = np.full(len(hashes), -1, dtype=np.int64)
-        for run in self._runs:
-            at = np.minimum(np.searchsorted(run["h"], hashes), len(run) - 1)
-            hit = run["h"][at] == hashes
-            first[hit] = run["r"][at[hit]]
+        rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(hashes, kind="stable")  # stable: the first of equal hashes is the earliest row
-        ordered = hashes[order]
+        ordered, ordered_rows = hashes[order], rows[order]
+        first = np.full(len(hashes), -1, dtype=np.int64)  # in hash order until the end
+        for run in self._runs:  # sorted queries: binary searches that walk the run forwards
+            at = np.minimum(np.searchsorted(run["h"], ordered), len(run) - 1)
+            hit = run["h"][at] == ordered
+            first[hit] = run["r"][at[hit]]
         repeat = np.zeros(len(ordered), dtype=bool)
         repeat[1:] = ordered[1:] == ordered[:-1]
-        group_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ordered))))
-        within = np.full(len(hashes), -1, dtype=np.int64)
-        within[order[repeat]] = rows[order[group_start[repeat]]]
-        return np.where(first >= 0, first, within), hashes
+        if repeat.any():
+            group_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ordered))))
+            first = np.where((first < 0) & repeat, ordered_rows[group_start], first)
+        new = first < 0
+        if new.any():
+            run = np.empty(int(new.sum()), dtype=HASH_ROW)
+            run["h"], run["r"] = ordered[new], ordered_rows[new]
+            self._add_run(run)
+        in_file_order = np.empty_like(first)
+        in_file_order[order] = first
+        return in_file_order
 
     def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:
-        """Record first occurrences (hashes not seen before, each once)."""
+        """Record first occurrences (hashes not seen before, each once): a shard's seeds."""
         if len(hashes) == 0:
             return
-        self._runs.append(_sorted_run(hashes, np.asarray(rows, dtype=np.int64)))
+        self._add_run(_sorted_run(hashes, np.asarray(rows, dtype=np.int64)))
+
+    def _add_run(self, run: np.ndarray) -> None:
+        self._runs.append(run)
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
             self._runs[-1] = _merge(self._runs[-1], last)

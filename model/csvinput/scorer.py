@@ -152,9 +152,8 @@ def _check_ids(
 ) -> tuple[np.ndarray | None, list[tuple[int, str]]]:
     """Apply the duplicate policy to a chunk's valid rows: the rows to keep (None: all), new rejections."""
     assert checked.rows is not None
-    first, hashes = index.first_rows(checked.ids, checked.rows)
+    first = index.record(checked.ids, checked.rows)
     repeat = first >= 0
-    index.add(hashes[~repeat], checked.rows[~repeat])
     if not repeat.any():
         return None, []
     rows, firsts = checked.rows[repeat], first[repeat]
