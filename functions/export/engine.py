@@ -255,7 +255,7 @@ class Exporter:
                 plan.query.sql,
                 f" (watermark > {after!r})" if after is not None else "",
             )
-            rows = isolated.ChildRows(
+            job = isolated.ReadJob(
                 self._connection_string,
                 plan.query,
                 spec.source_label,
@@ -264,6 +264,7 @@ class Exporter:
                 plan.read,
                 options.formula_guard,
             )
+            rows = isolated.ChildRows(job)
             return columns, driver, rows
         except BaseException:
             connection.close()

@@ -17,6 +17,7 @@ import pickle
 import queue
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from functions.export.fidelity import ReadPlan
@@ -38,17 +39,20 @@ def _portable(error: BaseException) -> BaseException:
     return error
 
 
-def _read(
-    chunks: Any,
-    connection_string: str,
-    query: Query,
-    label: str,
-    chunk_rows: int,
-    watermark_index: int | None,
-    read: ReadPlan,
-    formula_guard: bool,
-    parent_pid: int,
-) -> None:
+@dataclass(frozen=True)
+class ReadJob:
+    """Everything the child needs to read one query (picklable: it crosses the process boundary)."""
+
+    connection_string: str
+    query: Query
+    label: str  # the export's source, for messages
+    chunk_rows: int
+    watermark_index: int | None
+    read: ReadPlan
+    formula_guard: bool
+
+
+def _read(chunks: Any, job: ReadJob, parent_pid: int) -> None:
     """The child: connect, run the query, put encoded chunks, then `_DONE` (or the error)."""
     die_with_parent(parent_pid)
     import pyodbc
@@ -56,16 +60,15 @@ def _read(
     from functions.export.drivers import connect
 
     try:
-        connection = connect(connection_string)
+        connection = connect(job.connection_string)
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(query.sql, *query.params)
+                cursor.execute(job.query.sql, *job.query.params)
             except pyodbc.ProgrammingError as error:
-                raise PermanentError(f"query for {label} failed: {error}") from error
-            for chunk in encode_cursor(
-                cursor, read.encoder(formula_guard), chunk_rows, watermark_index, read
-            ):
+                raise PermanentError(f"query for {job.label} failed: {error}") from error
+            encoder = job.read.encoder(job.formula_guard)
+            for chunk in encode_cursor(cursor, encoder, job.chunk_rows, job.watermark_index, job.read):
                 chunks.put(chunk)
         finally:
             connection.close()
@@ -78,31 +81,13 @@ def _read(
 class ChildRows:
     """The encoded chunks of one query, read in a child; `close()` ends the child at any point."""
 
-    def __init__(
-        self,
-        connection_string: str,
-        query: Query,
-        label: str,
-        chunk_rows: int,
-        watermark_index: int | None,
-        read: ReadPlan,
-        formula_guard: bool,
-    ) -> None:
-        self._label = label
+    def __init__(self, job: ReadJob) -> None:
+        self._label = job.label
         context = multiprocessing.get_context("spawn")  # no fork: the parent has SDK threads
         self._chunks = context.Queue(maxsize=2)
-        arguments = (
-            self._chunks,
-            connection_string,
-            query,
-            label,
-            chunk_rows,
-            watermark_index,
-            read,
-            formula_guard,
-            os.getpid(),
+        self._child = context.Process(
+            target=_read, args=(self._chunks, job, os.getpid()), name="export-reader", daemon=True
         )
-        self._child = context.Process(target=_read, args=arguments, name="export-reader", daemon=True)
         self._child.start()
 
     def __iter__(self) -> Iterator[EncodedChunk]:
