@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyodbc
@@ -203,8 +203,7 @@ def _postgres_plan(description: Sequence[Any]) -> ReadPlan:
 def _mssql_plan(description: Sequence[Any]) -> ReadPlan:
     """Timestamps arrive as text from the output converters (drivers.add_mssql_converters)."""
     plan = _plain_plan(description)
-    wire = tuple(str if t is dt.datetime else t for t in plan.wire_types)
-    return ReadPlan(plan.columns, wire, plan.decoders, plan.expressions)
+    return replace(plan, wire_types=tuple(str if t is dt.datetime else t for t in plan.wire_types))
 
 
 def _sqlite_names(

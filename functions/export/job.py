@@ -66,16 +66,13 @@ def _preflight(what: str, probe: Callable[[], None], sleep: Callable[[float], No
         except PermanentError as error:
             raise SourceUnavailableError(f"{what}: {error}") from None
         except (ServiceRequestError, pyodbc.Error) as error:
-            if not (isinstance(error, ServiceRequestError) or is_transient(error)):
-                raise SourceUnavailableError(f"{what}: {_short(error)}") from None
+            reason = _short(error)
+            if not is_transient(error):  # e.g. a login refused: trying again cannot help
+                raise SourceUnavailableError(f"{what}: {reason}") from None
             if attempt == PREFLIGHT_TRIES:
-                raise SourceUnavailableError(
-                    f"{what} unreachable after {attempt} tries: {_short(error)}"
-                ) from None
+                raise SourceUnavailableError(f"{what} unreachable after {attempt} tries: {reason}") from None
             if attempt == 1:
-                log.warning(
-                    "%s unreachable (%s); trying %d more time(s)", what, _short(error), PREFLIGHT_TRIES - 1
-                )
+                log.warning("%s unreachable (%s); trying %d more time(s)", what, reason, PREFLIGHT_TRIES - 1)
             sleep(PREFLIGHT_PAUSE_S * attempt)
 
 

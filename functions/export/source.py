@@ -139,13 +139,14 @@ def key_ranges(
         return None
     pieces = -(-count // range_rows)
     width = -(-(high - low + 1) // pieces)
+    select = plan.read.select_list  # the same for every range: built once
     return [
         build_query(
             spec,
             [plan.key],
             after_watermark,
             (plan.key, start, min(start + width, high + 1)),
-            select=plan.read.select_list,
+            select=select,
         )
         for start in range(low, high + 1, width)
     ]
