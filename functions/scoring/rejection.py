@@ -7,7 +7,6 @@ under the same name (a new version, a new etag): it is scored as a new input.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 from typing import Any
@@ -19,10 +18,9 @@ from functions.blob_io import copy_blob, read_text
 from functions.scoring.outputs import CSV_CONTENT_TYPE
 from functions.scoring.paths import REJECTED_CONTAINER, RejectedPaths
 from functions.scoring.source import InputBlob
-from model.csvinput.errors import FileRejected
+from model.csvinput.errors import FileRejected, error_document
 
 log = logging.getLogger(__name__)
-ERROR_FORMAT = 1
 
 
 def already_rejected(service: BlobServiceClient, name: str, etag: str) -> bool:
@@ -58,16 +56,8 @@ def reject_file(
         # A racing delivery committed first, discarding this one's staged blocks (found by the soak).
         if error.error_code != "InvalidBlockList" or not copy.exists():
             raise
-    error = {
-        "format_version": ERROR_FORMAT,
-        "input": {"blob": source.path, "etag": source.etag, "bytes": source.size},
-        "code": rejection.code,
-        "message": rejection.message,
-        "details": rejection.details,
-        "model": model,
-        "copy": f"{REJECTED_CONTAINER}/{paths.copy}",
-        "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+    blob = {"blob": source.path, "etag": source.etag, "bytes": source.size}
+    error = error_document(rejection, blob, model, f"{REJECTED_CONTAINER}/{paths.copy}")
     with contextlib.suppress(ResourceExistsError):  # a duplicate invocation recorded the verdict first
         container.upload_blob(
             paths.error,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+ERROR_FORMAT = 1  # error.json's format_version
 
 # Every file-level rejection code, in the order of docs/scoring.md's table (a test keeps them equal).
 CODES = (
@@ -41,3 +44,17 @@ class FileRejected(Exception):  # noqa: N818 - a verdict, not a crash: the file 
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
+
+
+def error_document(
+    rejection: FileRejected, source: dict[str, Any], model: dict[str, Any] | None, copy: str | None
+) -> dict[str, Any]:
+    """error.json: the verdict on one input, the same keys for a blob (trigger) and a local file (CLI)."""
+    return {
+        "format_version": ERROR_FORMAT,
+        "input": source,
+        **rejection.to_dict(),
+        "model": model,
+        "copy": copy,
+        "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

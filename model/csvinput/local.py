@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from model.csvinput.encode import rejected_header
-from model.csvinput.errors import FileRejected
+from model.csvinput.errors import FileRejected, error_document
 from model.csvinput.header import sniff_delimiter
 from model.csvinput.options import MAX_RECORD_BYTES
 from model.csvinput.run import ReadOptions, ScoredInput, score_checked
@@ -28,8 +28,6 @@ from model.csvinput.scorer import LazySink, check_size
 from model.csvinput.stream import CheckedStream, file_chunks
 from model.drift import DriftCounts
 from model.serving import LoadedModel
-
-ERROR_FORMAT = 1  # the trigger's error.json format_version
 
 
 @dataclass(frozen=True)
@@ -61,20 +59,6 @@ class _File:
 
 def model_description(model: LoadedModel) -> dict[str, Any]:
     return {"name": model.name, "version": model.version, "stage": None, "threshold": model.threshold}
-
-
-def error_document(path: Path, size: int, rejection: FileRejected, model: LoadedModel) -> dict[str, Any]:
-    """error.json of a local file: the trigger's keys, with the file for the blob and no copy."""
-    return {
-        "format_version": ERROR_FORMAT,
-        "input": {"file": str(path), "bytes": size},
-        "code": rejection.code,
-        "message": rejection.message,
-        "details": rejection.details,
-        "model": model_description(model),
-        "copy": None,
-        "rejected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
 
 
 def resolve_delimiter(path: Path, delimiter: str) -> str:
@@ -114,9 +98,10 @@ def score_file(
             scored = score_checked(stream, model, scored_at, _File(handle), rejected, _NoDrift(), options)
     except FileRejected as rejection:
         _remove(*handles, outputs.partial, rejected_partial)
-        outputs.error.write_text(
-            json.dumps(error_document(path, size, rejection, model), indent=2, default=str) + "\n"
+        local_error = error_document(
+            rejection, {"file": str(path), "bytes": size}, model_description(model), None
         )
+        outputs.error.write_text(json.dumps(local_error, indent=2, default=str) + "\n")
         raise
     except BaseException:
         _remove(*handles, outputs.partial, rejected_partial)
