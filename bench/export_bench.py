@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
+from lake.contract import DATA_LAKE, EXPORTS_CONTAINER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = "bench"
-EXPORTS_CONTAINER = "exports"
 TUTORIAL_CONTAINER = "tutorial"
 FETCH_ROWS = 10_000
 # The query (a) sends, as logged by the Exporter: every column, in primary-key order.
@@ -169,12 +169,12 @@ def _run_ours_single(odbc: str, blob: str, expected_rows: int, profile_path: Pat
 def _run_ours(
     odbc: str, blob: str, expected_rows: int, profile_path: Path | None, workers: int | None = None
 ) -> ChildResult:
-    from functions.clients import blob_service
     from functions.export.engine import Exporter, ExportOptions
     from functions.export.spec import ExportSpec
-    from functions.settings import StorageConnection
+    from lake.clients import blob_service
+    from lake.connection import StorageConnection
 
-    container = blob_service(StorageConnection("DataLake", connection_string=blob)).get_container_client(
+    container = blob_service(StorageConnection(DATA_LAKE, connection_string=blob)).get_container_client(
         EXPORTS_CONTAINER
     )
     options = ExportOptions(chunk_rows=FETCH_ROWS)

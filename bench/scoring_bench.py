@@ -56,11 +56,12 @@ from typing import Any
 from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA
-from functions.scoring.paths import INPUT_CONTAINER
 from functions.settings import ScoringSettings
+from lake.contract import SCORING_INPUT_CONTAINER
+from model import DEFAULT_MODEL_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODEL_NAME = "bank-marketing"
+MODEL_NAME = DEFAULT_MODEL_NAME
 STAGE = "dev"
 FEATURE_SET = "no_calendar"
 NAIVE_CONTAINER = "naive"
@@ -203,11 +204,12 @@ def _run_onnx(args: argparse.Namespace, connection: str) -> ChildResult:
     import pandas as pd
     from azure.storage.blob import BlobServiceClient
 
-    from model.registry import CONTAINER, BlobStore, Registry
+    from lake.contract import MODELS_CONTAINER
+    from model.registry import BlobStore, Registry
     from model.schema import validate
 
     registry = Registry(
-        BlobStore(BlobServiceClient.from_connection_string(connection).get_container_client(CONTAINER))
+        BlobStore(BlobServiceClient.from_connection_string(connection).get_container_client(MODELS_CONTAINER))
     )
     model = registry.load(MODEL_NAME, args.version, threads=args.threads)
     threads = model.session.get_session_options().intra_op_num_threads
@@ -264,7 +266,7 @@ def _run_naive(args: argparse.Namespace, connection: str) -> ChildResult:
     columns = list(ordered_columns(schema))
     threshold = float(metadata["threshold"])
     source = BlobClient.from_connection_string(
-        connection, container_name=INPUT_CONTAINER, blob_name=args.blob
+        connection, container_name=SCORING_INPUT_CONTAINER, blob_name=args.blob
     )
     target = BlobClient.from_connection_string(
         connection, container_name=NAIVE_CONTAINER, blob_name=args.output_blob
@@ -408,16 +410,16 @@ def build_subjects(families: Sequence[str], data: Path, workdir: Path, registry:
 
 def _upload_file(service: Any, path: Path, blob: str) -> None:
     with path.open("rb") as handle:
-        service.get_blob_client(INPUT_CONTAINER, blob).upload_blob(
+        service.get_blob_client(SCORING_INPUT_CONTAINER, blob).upload_blob(
             handle, length=path.stat().st_size, overwrite=True, max_concurrency=2
         )
 
 
 def _fresh_input(service: Any, base: str, blob: str, local: Path) -> None:
     """A new input blob per (a) run: score_input is idempotent, the same input twice is a duplicate."""
-    target = service.get_blob_client(INPUT_CONTAINER, blob)
+    target = service.get_blob_client(SCORING_INPUT_CONTAINER, blob)
     try:
-        source = service.get_blob_client(INPUT_CONTAINER, base)
+        source = service.get_blob_client(SCORING_INPUT_CONTAINER, base)
         copy = target.start_copy_from_url(source.url, requires_sync=False)
         deadline = time.monotonic() + 300
         status = copy.get("copy_status")
@@ -765,8 +767,9 @@ def parent_main(args: argparse.Namespace) -> int:
 
     from devstack import azurite as azurite_mod
     from functions.blob_io import ensure_container
+    from lake.contract import MODELS_CONTAINER
     from model.features import CANDIDATES
-    from model.registry import CONTAINER, BlobStore, Registry
+    from model.registry import BlobStore, Registry
 
     unknown = sorted(set(args.families) - set(CANDIDATES))
     if unknown or not args.families:
@@ -789,9 +792,9 @@ def parent_main(args: argparse.Namespace) -> int:
         azurite = azurite_mod.start(workdir / "azurite")
         try:
             service = BlobServiceClient.from_connection_string(azurite.connection_string)
-            for name in (INPUT_CONTAINER, NAIVE_CONTAINER):
+            for name in (SCORING_INPUT_CONTAINER, NAIVE_CONTAINER):
                 ensure_container(service.get_container_client(name))
-            registry = Registry(BlobStore(service.get_container_client(CONTAINER), ensure=True))
+            registry = Registry(BlobStore(service.get_container_client(MODELS_CONTAINER), ensure=True))
             subjects = build_subjects(args.families, args.data, workdir, registry)
             report = Report(args, machine, command, subjects, {}, {}, {})
             env = dict(os.environ, BENCH_BLOB=azurite.connection_string)

@@ -41,9 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_logged
+from lake.contract import BLOB_TRIGGER_POISON_QUEUE, poison_queue
+from model import DEFAULT_MODEL_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODEL_NAME = "bank-marketing"
+MODEL_NAME = DEFAULT_MODEL_NAME
 QUEUE = "soak-shards"
 SETTINGS = {
     "MODEL_NAME": MODEL_NAME,
@@ -198,18 +200,14 @@ def run_hosts(connection: str, hosts: int) -> tuple[float, list[dict]]:
 def check(service, queues, files: list[Planned], version: str, reports: list[dict]) -> tuple[list[str], dict]:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from functions.scoring.paths import (
-        INPUT_CONTAINER,
-        PREDICTIONS_CONTAINER,
-        REJECTED_CONTAINER,
-        OutputPaths,
-    )
+    from lake.contract import PREDICTIONS_CONTAINER, REJECTED_CONTAINER, SCORING_INPUT_CONTAINER
+    from lake.paths import OutputPaths
 
     violations: list[str] = []
     predictions = service.get_container_client(PREDICTIONS_CONTAINER)
     rejected = service.get_container_client(REJECTED_CONTAINER)
     published = Counter(
-        o["input"].removeprefix(f"{INPUT_CONTAINER}/")
+        o["input"].removeprefix(f"{SCORING_INPUT_CONTAINER}/")
         for r in reports
         for o in r["outcomes"]
         if o["status"] == "scored"
@@ -218,7 +216,7 @@ def check(service, queues, files: list[Planned], version: str, reports: list[dic
     totals: list[float] = []
     for planned in files:
         blob = f"{planned.name}.csv"
-        etag = service.get_blob_client(INPUT_CONTAINER, blob).get_blob_properties().etag
+        etag = service.get_blob_client(SCORING_INPUT_CONTAINER, blob).get_blob_properties().etag
         out = sorted(b.name for b in predictions.list_blobs(name_starts_with=f"{planned.name}/"))
         refused = sorted(b.name for b in rejected.list_blobs(name_starts_with=f"{planned.name}/"))
         where = f"{planned.name} ({planned.kind})"
@@ -263,7 +261,7 @@ def check(service, queues, files: list[Planned], version: str, reports: list[dic
         twin = rows_of.get(planned.twin_of or "")
         if twin is not None and planned.name in rows_of and not rows_of[planned.name].equals(twin):
             violations.append(f"{planned.name}: rows differ from its byte-identical twin {planned.twin_of}")
-    for queue in (QUEUE, f"{QUEUE}-poison", "webjobs-blobtrigger-poison"):
+    for queue in (QUEUE, poison_queue(QUEUE), BLOB_TRIGGER_POISON_QUEUE):
         client = queues.get_queue_client(queue)
         try:
             waiting = client.get_queue_properties().approximate_message_count
@@ -286,7 +284,7 @@ def soak(files_count: int, hosts: int, seed: int, markdown: str | None) -> int:
     from azure.storage.queue import QueueServiceClient
 
     from devstack import azurite as azurite_mod
-    from functions.scoring.paths import INPUT_CONTAINER
+    from lake.contract import SCORING_INPUT_CONTAINER
     from tests.model_fixtures import build_models
     from tests.scoring_support import serve_model
 
@@ -300,7 +298,7 @@ def soak(files_count: int, hosts: int, seed: int, markdown: str | None) -> int:
             version = serve_model(service, models.good, MODEL_NAME)
             setup_s = time.perf_counter() - started
             files = plan_files(files_count, seed)
-            inputs = service.get_container_client(INPUT_CONTAINER)
+            inputs = service.get_container_client(SCORING_INPUT_CONTAINER)
             inputs.create_container()
             upload_started = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from devstack import azurite, local_settings, runner
 from devstack.demo_data import load_demo_database, sqlite_connection_string
+from lake.contract import EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def show_landed(service: BlobServiceClient, export_date: dt.date, console: Conso
     for header in ("table", "rows", "MB", "columns", "sha256"):
         table.add_column(header, justify="right" if header in {"rows", "MB", "columns"} else "left")
     urls: list[str] = []
-    exports = service.get_container_client("exports")
+    exports = service.get_container_client(EXPORTS_CONTAINER)
     for blob in exports.list_blobs():
         if blob.name.endswith(f"/{export_date.isoformat()}/_manifest.json"):
             manifest = json.loads(exports.download_blob(blob.name).readall())
@@ -49,7 +50,7 @@ def show_landed(service: BlobServiceClient, export_date: dt.date, console: Conso
                 manifest["sha256"][:16] + "…",
             )
             urls += [exports.get_blob_client(manifest["blob"]).url, exports.get_blob_client(blob.name).url]
-    scoring = service.get_container_client("scoring-input")
+    scoring = service.get_container_client(SCORING_INPUT_CONTAINER)
     urls += [scoring.get_blob_client(blob.name).url for blob in scoring.list_blobs()]
     console.print(table)
     console.print("Landed in Azurite:")

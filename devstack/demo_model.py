@@ -9,10 +9,11 @@ from azure.storage.blob import BlobServiceClient
 from rich.console import Console
 
 from devstack.local_settings import LOCAL_DIR
-from functions.export.job import EXPORTS_CONTAINER
-from functions.export.manifest import csv_path
+from lake.contract import EXPORTS_CONTAINER
+from lake.paths import export_csv_path
+from model import DEFAULT_MODEL_NAME
 
-MODEL_NAME = "bank-marketing"
+MODEL_NAME = DEFAULT_MODEL_NAME
 
 
 def _download(service: BlobServiceClient, container: str, blob: str, dest: Path) -> Path:
@@ -30,9 +31,11 @@ def train_and_promote(service: BlobServiceClient, export_date: dt.date, console:
 
     day = export_date.isoformat()
     work = LOCAL_DIR / "demo" / day
-    clients = _download(service, EXPORTS_CONTAINER, csv_path("clients", export_date), work / "clients.csv")
+    clients = _download(
+        service, EXPORTS_CONTAINER, export_csv_path("clients", export_date), work / "clients.csv"
+    )
     outcomes = _download(
-        service, EXPORTS_CONTAINER, csv_path("campaign_outcomes", export_date), work / "outcomes.csv"
+        service, EXPORTS_CONTAINER, export_csv_path("campaign_outcomes", export_date), work / "outcomes.csv"
     )
 
     console.rule("Train on today's exports (clients joined with campaign_outcomes)")

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from devstack.local_settings import LOCAL_DIR
-from functions.export.job import published_name
-from functions.scoring.paths import MANIFEST_FILE, MONITORING_CONTAINER, PREDICTIONS_CONTAINER
+from lake.contract import MONITORING_CONTAINER, PREDICTIONS_CONTAINER
+from lake.paths import MANIFEST_FILE, published_name
 
 TOP = 10
 BINS = np.linspace(0.0, 1.0, 201)  # fine bins; the plot shows the occupied range

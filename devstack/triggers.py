@@ -36,11 +36,10 @@ from azure.storage.queue import (
 )
 
 from devstack.runner import HostedFunction
+from lake.contract import BLOB_TRIGGER_POISON_QUEUE, HOSTS_CONTAINER, poison_queue
 
 log = logging.getLogger(__name__)
 
-HOSTS_CONTAINER = "azure-webjobs-hosts"
-BLOB_POISON_QUEUE = "webjobs-blobtrigger-poison"
 MAX_DEQUEUE_COUNT = 5  # the host's default for both triggers
 HOST_ID = "local-host"
 
@@ -193,7 +192,7 @@ class TriggerHost:
                     continue
                 poison = {"FunctionId": function.name, "BlobType": "BlockBlob", "ContainerName": container,
                           "BlobName": blob.name, "ETag": blob.etag}  # fmt: skip
-                queue_client(self.queue_service, BLOB_POISON_QUEUE).send_message(json.dumps(poison))
+                queue_client(self.queue_service, BLOB_TRIGGER_POISON_QUEUE).send_message(json.dumps(poison))
                 outcome = "poisoned"
             with contextlib.suppress(ResourceExistsError):
                 receipt.upload_blob(b"", overwrite=False)
@@ -224,9 +223,9 @@ class TriggerHost:
                         queue.update_message(message, visibility_timeout=0)  # visible again: retried
                         deliveries.add(function.name, "failed, will retry")
                         continue
-                    queue_client(self.queue_service, f"{function.binding['queueName']}-poison").send_message(
-                        message.content
-                    )
+                    queue_client(
+                        self.queue_service, poison_queue(function.binding["queueName"])
+                    ).send_message(message.content)
                     deliveries.add(function.name, "poisoned")
                 queue.delete_message(message)
 

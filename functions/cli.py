@@ -85,13 +85,13 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     """Score blobs of scoring-input/ now, exactly as the blob trigger would (idempotent)."""
     from functions.scoring.context import ScoringContext
     from functions.scoring.job import score_input
-    from functions.scoring.paths import INPUT_CONTAINER
+    from lake.contract import SCORING_INPUT_CONTAINER
 
     context = ScoringContext(load_settings())
     status = 0
     for blob_name in args.blob:
-        blob_name = blob_name.removeprefix(f"{INPUT_CONTAINER}/")
-        with console.status(f"scoring {INPUT_CONTAINER}/{blob_name}"):
+        blob_name = blob_name.removeprefix(f"{SCORING_INPUT_CONTAINER}/")
+        with console.status(f"scoring {SCORING_INPUT_CONTAINER}/{blob_name}"):
             outcome = score_input(context, context.input_client(blob_name))
         colour = "green" if outcome.status in _SCORE_OK else "red"
         console.print(f"{outcome.input}: [{colour}]{outcome.status}[/] {outcome.detail}", soft_wrap=True)

@@ -16,8 +16,8 @@ import azurefunctions.extensions.bindings.blob as blob
 from functions.export.job import SourceUnavailableError, run_export
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
-from functions.scoring.paths import INPUT_CONTAINER
-from functions.settings import DATA_LAKE, get_settings
+from functions.settings import get_settings
+from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER
 
 # Fail at start, naming the bad setting, rather than at the first 02:00 run.
 settings = get_settings()
@@ -62,7 +62,7 @@ def daily_export(timer: func.TimerRequest) -> None:
 @app.function_name("score_blob")
 @app.blob_trigger(
     arg_name="client",
-    path=INPUT_CONTAINER + "/{name}.csv",
+    path=SCORING_INPUT_CONTAINER + "/{name}.csv",
     connection=DATA_LAKE,
     source=func.BlobSource(settings.scoring.blob_source),
 )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from functions.export.spec import ExportSpec, SpecError, parse_export_tables
+from lake.connection import ConnectionSettingError, StorageConnection, storage_connection
+from lake.contract import DATA_LAKE, SCORING_SHARDS_QUEUE
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
 
 
@@ -25,7 +27,6 @@ def default_workers() -> int:
 DEFAULT_EXPORT_SCHEDULE = "0 0 2 * * *"  # NCRONTAB with seconds: daily at 02:00 UTC
 DEFAULT_EXPORT_TABLES = "clients,campaign_outcomes:contact_date"
 DEFAULT_CHUNK_ROWS = 10_000
-DATA_LAKE = "DataLake"  # connection prefix, as in the blob trigger's `connection=` argument
 BLOB_SOURCES = ("EventGrid", "LogsAndContainerScan")
 MIB = 1024 * 1024
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
@@ -33,26 +34,6 @@ _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
-
-
-@dataclass(frozen=True)
-class StorageConnection:
-    """How to reach a storage account: a connection string (Azurite) or identity-based URIs (Azure).
-
-    Mirrors the Functions host's rules for a connection named `DataLake`: either the setting
-    `DataLake` holds a connection string, or `DataLake__blobServiceUri` / `DataLake__queueServiceUri`
-    (optionally `DataLake__credential=managedidentity` and `DataLake__clientId`) name the endpoints.
-    """
-
-    name: str
-    connection_string: str | None = None
-    blob_service_uri: str | None = None
-    queue_service_uri: str | None = None
-    client_id: str | None = None
-
-    @property
-    def identity_based(self) -> bool:
-        return self.connection_string is None
 
 
 @dataclass(frozen=True)
@@ -65,7 +46,7 @@ class ScoringSettings:
     max_record_bytes: int = MIB
     fanout_bytes: int = 256 * MIB
     shard_bytes: int = 64 * MIB
-    queue: str = "scoring-shards"
+    queue: str = SCORING_SHARDS_QUEUE
     threads: int = 2
     duplicate_ids: str = DEFAULT_DUPLICATE_IDS  # keep | reject_rows | reject_file (docs/scoring.md)
 
@@ -137,33 +118,6 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"setting {name}={raw!r} is not a boolean (use true or false)")
 
 
-def storage_connection(env: Mapping[str, str], name: str) -> StorageConnection:
-    """Resolve a Functions-style connection prefix into a StorageConnection."""
-    connection_string = _get(env, name)
-    if connection_string is not None:
-        if "=" not in connection_string:
-            raise SettingsError(f"setting {name} is not a storage connection string (expected key=value;...)")
-        return StorageConnection(name, connection_string=connection_string)
-    blob_uri = _get(env, f"{name}__blobServiceUri") or _get(env, f"{name}__serviceUri")
-    if blob_uri is None:
-        account = _get(env, f"{name}__accountName")
-        blob_uri = f"https://{account}.blob.core.windows.net" if account else None
-    if blob_uri is None:
-        raise SettingsError(
-            f"setting {name} is missing: set {name}__blobServiceUri (identity-based, in Azure) "
-            f"or {name} to a connection string (Azurite, locally)"
-        )
-    if not blob_uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise SettingsError(f"setting {name}__blobServiceUri={blob_uri!r} must be an https:// URI")
-    queue_uri = _get(env, f"{name}__queueServiceUri") or blob_uri.replace(".blob.", ".queue.")
-    credential = (_get(env, f"{name}__credential") or "managedidentity").lower()
-    if credential != "managedidentity":
-        raise SettingsError(f"setting {name}__credential={credential!r}: only 'managedidentity' is supported")
-    return StorageConnection(
-        name, blob_service_uri=blob_uri, queue_service_uri=queue_uri, client_id=_get(env, f"{name}__clientId")
-    )
-
-
 def _export_tables(env: Mapping[str, str]) -> tuple[ExportSpec, ...]:
     raw_queries = _get(env, "EXPORT_QUERIES")
     queries: dict[str, str] = {}
@@ -189,7 +143,7 @@ def _scoring(env: Mapping[str, str]) -> ScoringSettings:
             f"setting SCORING_BLOB_SOURCE={source!r} is not one of {BLOB_SOURCES} "
             "(EventGrid in Azure, required on Flex Consumption; LogsAndContainerScan polls, for local use)"
         )
-    queue = _get(env, "SCORING_QUEUE") or "scoring-shards"
+    queue = _get(env, "SCORING_QUEUE") or SCORING_SHARDS_QUEUE
     if not _QUEUE_NAME.fullmatch(queue):
         raise SettingsError(
             f"setting SCORING_QUEUE={queue!r} is not a storage queue name "
@@ -230,7 +184,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "(second minute hour day month day-of-week), e.g. '0 0 2 * * *'"
         )
     return Settings(
-        data_lake=storage_connection(env, DATA_LAKE),
+        data_lake=_data_lake(env),
         db_connection_string=_require(
             env, "DB_CONNECTION_STRING", "the ODBC connection string of the source database"
         ),
@@ -244,6 +198,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_stage=_stage(env),
         scoring=_scoring(env),
     )
+
+
+def _data_lake(env: Mapping[str, str]) -> StorageConnection:
+    try:
+        return storage_connection(env, DATA_LAKE)
+    except ConnectionSettingError as error:
+        raise SettingsError(str(error)) from None
 
 
 def _stage(env: Mapping[str, str]) -> str:

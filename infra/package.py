@@ -6,7 +6,7 @@ Layout of `.build/functionapp/` (what Azure runs, and what `func start` runs loc
     host.json            from functions/
     requirements.txt     from functions/ (runtime dependencies only)
     functions/           the package (imports stay `functions.<module>`, as in tests and the CLI)
-    model/               the package
+    model/, lake/        the packages it imports (lake is the storage contract)
 
 Local secrets, tests, virtualenvs and caches never enter it.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEST = REPO_ROOT / ".build" / "functionapp"
-PACKAGES = ("functions", "model")
+PACKAGES = ("functions", "model", "lake")
 EXCLUDED = (
     "__pycache__",
     "*.pyc",

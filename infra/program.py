@@ -33,10 +33,10 @@ from infra.roles import (
     DEPLOYER,
     FUNCTION,
     ML_ENGINEERS,
-    PACKAGE_CONTAINER,
     PRINCIPAL_TYPES,
     role_matrix,
 )
+from lake.contract import PACKAGE_CONTAINER
 
 
 def _during_up(step: Callable[[], str], preview: str) -> str:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from functions.scoring.paths import INPUT_CONTAINER
+from lake.contract import (
+    EXPORTS_CONTAINER,
+    LAKE_QUEUES,
+    MODELS_CONTAINER,
+    MONITORING_CONTAINER,
+    PACKAGE_CONTAINER,
+    PREDICTIONS_CONTAINER,
+    REJECTED_CONTAINER,
+    SCORING_INPUT_CONTAINER,
+)
 
 # Built-in role definition ids (identical in every tenant).
 ROLE_IDS = {
@@ -46,12 +55,6 @@ ML_ENGINEERS = "ml-engineers"
 FUNCTION = "function-app"
 DEPLOYER = "deployer"  # whoever runs `pulumi up`: a person in dev, the pipeline's identity later
 PRINCIPAL_TYPES = {DATA_SCIENTISTS: "Group", ML_ENGINEERS: "Group", FUNCTION: "ServicePrincipal"}
-PACKAGE_CONTAINER = "app-package"
-
-# The data lake's containers (storage contract) and queues (fan-out; the blob trigger's poison queue).
-CONTAINERS = ("exports", INPUT_CONTAINER, "predictions", "rejected", "models", "monitoring")
-SHARD_QUEUE = "scoring-shards"
-QUEUES = (SHARD_QUEUE, f"{SHARD_QUEUE}-poison", "webjobs-blobtrigger-poison")
 
 
 _ASSIGNMENT_NAMESPACE = uuid.UUID("5f0c6d1e-9b7a-4c3e-8f2d-1a6b4e9c7d30")
@@ -85,18 +88,18 @@ def function_grants(publishes_for_scoring: bool) -> list[Grant]:
     (`exportPublishTables`), which needs write there (docs/decisions.md, decision 20).
     """
     grants = [
-        Grant(FUNCTION, "Storage Blob Data Reader", "container:models"),
+        Grant(FUNCTION, "Storage Blob Data Reader", f"container:{MODELS_CONTAINER}"),
         Grant(
             FUNCTION,
             "Storage Blob Data Contributor" if publishes_for_scoring else "Storage Blob Data Reader",
-            f"container:{INPUT_CONTAINER}",
+            f"container:{SCORING_INPUT_CONTAINER}",
         ),
     ]
     grants += [
         Grant(FUNCTION, "Storage Blob Data Contributor", f"container:{name}")
-        for name in ("exports", "predictions", "rejected", "monitoring")
+        for name in (EXPORTS_CONTAINER, PREDICTIONS_CONTAINER, REJECTED_CONTAINER, MONITORING_CONTAINER)
     ]
-    grants += [Grant(FUNCTION, "Storage Queue Data Contributor", f"queue:{name}") for name in QUEUES]
+    grants += [Grant(FUNCTION, "Storage Queue Data Contributor", f"queue:{name}") for name in LAKE_QUEUES]
     # Host storage (AzureWebJobsStorage + the deployment package container): the three roles
     # Microsoft's Flex sample grants the app's identity (IaC/bicep/rbac.bicep: Blob Data Owner,
     # Queue Data Contributor, Table Data Contributor).
@@ -124,12 +127,12 @@ def people_grants(environment: str) -> list[Grant]:
     if environment == "preprod":
         return [
             Grant(ML_ENGINEERS, "AzureML Data Scientist", "workspace"),
-            Grant(ML_ENGINEERS, "Storage Blob Data Contributor", "container:models"),
+            Grant(ML_ENGINEERS, "Storage Blob Data Contributor", f"container:{MODELS_CONTAINER}"),
         ]
     return [
         Grant(ML_ENGINEERS, "Reader", "resource-group"),
-        Grant(ML_ENGINEERS, "Storage Blob Data Reader", "container:predictions"),
-        Grant(ML_ENGINEERS, "Storage Blob Data Reader", "container:monitoring"),
+        Grant(ML_ENGINEERS, "Storage Blob Data Reader", f"container:{PREDICTIONS_CONTAINER}"),
+        Grant(ML_ENGINEERS, "Storage Blob Data Reader", f"container:{MONITORING_CONTAINER}"),
     ]
 
 

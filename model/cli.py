@@ -20,7 +20,7 @@ def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     location = args.registry or os.environ.get("MODEL_REGISTRY") or DEFAULT_REGISTRY
     # Locally (a folder, or Azurite through a connection string) create what Pulumi provisions in Azure.
-    from functions.settings import DATA_LAKE
+    from lake.contract import DATA_LAKE
 
     return open_registry(location, ensure=location != "blob" or bool(os.environ.get(DATA_LAKE)))
 

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONTAINER = "models"
 STAGES = ("dev", "preprod", "prod")
 HISTORY_LIMIT = 50
 GATE_METRICS = ("pr_auc", "roc_auc")
@@ -314,11 +313,12 @@ def open_registry(location: str, *, ensure: bool = False, env: Mapping[str, str]
     Anything else is a local folder, for offline work and experiments.
     """
     if location == "blob":
-        from functions.clients import blob_service
-        from functions.settings import DATA_LAKE, storage_connection
+        from lake.clients import blob_service
+        from lake.connection import storage_connection
+        from lake.contract import DATA_LAKE, MODELS_CONTAINER
 
         connection = storage_connection(os.environ if env is None else env, DATA_LAKE)
-        container = blob_service(connection).get_container_client(CONTAINER)
+        container = blob_service(connection).get_container_client(MODELS_CONTAINER)
         return Registry(BlobStore(container, ensure=ensure))
     return Registry(FolderStore(Path(location)))
 

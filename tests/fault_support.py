@@ -15,6 +15,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 
 from functions.export import manifest as mf
 from functions.export.csv_format import read_records
+from lake import paths as lake_paths
 
 if TYPE_CHECKING:  # the scoring side is imported only by the scoring fault tests
     from functions.scoring.context import ScoringContext
@@ -77,7 +78,10 @@ def uncommitted_blocks(container: ContainerClient, path: str) -> int:
 
 def assert_export_complete(container: ContainerClient, table: str, day: dt.date) -> tuple[mf.Manifest, bytes]:
     """Exactly the CSV and its manifest; the manifest's rows, bytes and sha256 are the CSV's."""
-    csv_path, manifest_path = mf.csv_path(table, day), mf.manifest_path(table, day)
+    csv_path, manifest_path = (
+        lake_paths.export_csv_path(table, day),
+        lake_paths.export_manifest_path(table, day),
+    )
     assert committed(container, f"{table}/{day.isoformat()}/") == sorted([csv_path, manifest_path])
     manifest = mf.Manifest.from_json(container.download_blob(manifest_path).readall())
     data = container.download_blob(csv_path).readall()
@@ -108,7 +112,7 @@ def assert_nothing_published(ctx: ScoringContext, name: str) -> None:
 
 def assert_scored_once(ctx: ScoringContext, name: str, version: str, rows: int) -> dict[str, Any]:
     """One complete output: predictions.csv + _manifest.json whose sha256, bytes and rows are the file's."""
-    from functions.scoring.paths import OutputPaths
+    from lake.paths import OutputPaths
 
     predictions = ctx.service.get_container_client(PREDICTIONS_CONTAINER)
     paths = OutputPaths(name, version)
@@ -124,7 +128,7 @@ def assert_scored_once(ctx: ScoringContext, name: str, version: str, rows: int) 
 
 def prediction_rows(ctx: ScoringContext, name: str, version: str) -> pd.DataFrame:
     """The predictions without the time they were made (what two runs of the same input share)."""
-    from functions.scoring.paths import OutputPaths
+    from lake.paths import OutputPaths
 
     paths = OutputPaths(name, version)
     data = ctx.service.get_blob_client(PREDICTIONS_CONTAINER, paths.predictions).download_blob().readall()

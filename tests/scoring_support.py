@@ -12,15 +12,10 @@ import pandas as pd
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from functions.scoring.context import ScoringContext
-from functions.scoring.paths import (
-    INPUT_CONTAINER,
-    PREDICTIONS_CONTAINER,
-    REJECTED_CONTAINER,
-    OutputPaths,
-    RejectedPaths,
-)
 from functions.settings import load_settings
-from model.registry import CONTAINER, BlobStore, Registry
+from lake.contract import MODELS_CONTAINER, PREDICTIONS_CONTAINER, REJECTED_CONTAINER, SCORING_INPUT_CONTAINER
+from lake.paths import OutputPaths, RejectedPaths
+from model.registry import BlobStore, Registry
 from tests.model_fixtures import BANK, NAME
 
 
@@ -38,7 +33,7 @@ def scoring_env(connection_string: str, **overrides: str) -> dict[str, str]:
 
 def serve_model(service: BlobServiceClient, folder: Any, name: str = NAME) -> str:
     """Register a model folder in the `models` container and point dev at it; the version."""
-    registry = Registry(BlobStore(service.get_container_client(CONTAINER), ensure=True))
+    registry = Registry(BlobStore(service.get_container_client(MODELS_CONTAINER), ensure=True))
     version = registry.register(folder, name)
     registry.promote(name, version, "dev", override_reason="tests")
     return version
@@ -76,7 +71,7 @@ def bank_csv(rows: int, first_id: int = 1) -> bytes:
 
 
 def upload(ctx: ScoringContext, name: str, data: bytes) -> BlobClient:
-    client = ctx.service.get_blob_client(INPUT_CONTAINER, f"{name}.csv")
+    client = ctx.service.get_blob_client(SCORING_INPUT_CONTAINER, f"{name}.csv")
     client.upload_blob(data, overwrite=True)
     return client
 

@@ -16,6 +16,7 @@ from functions.export.csv_format import read_records
 from functions.export.engine import Exporter, ExportOptions, ProgressCallback, TableResult
 from functions.export.spec import ExportSpec
 from functions.retry import RetryPolicy
+from lake import paths as lake_paths
 
 REPO = Path(__file__).resolve().parent.parent
 DAY1 = dt.date(2026, 11, 1)
@@ -50,8 +51,10 @@ def blob_names(container: ContainerClient) -> list[str]:
 def read_export(
     container: ContainerClient, name: str, export_date: dt.date = DAY1
 ) -> tuple[mf.Manifest, list]:
-    manifest = mf.Manifest.from_json(container.download_blob(mf.manifest_path(name, export_date)).readall())
-    text = container.download_blob(mf.csv_path(name, export_date)).readall().decode("utf-8")
+    manifest = mf.Manifest.from_json(
+        container.download_blob(lake_paths.export_manifest_path(name, export_date)).readall()
+    )
+    text = container.download_blob(lake_paths.export_csv_path(name, export_date)).readall().decode("utf-8")
     return manifest, read_records(text)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from functions.export import manifest as mf
 from functions.export.spec import ExportSpec, parse_export_tables
 from functions.retry import RetryPolicy
+from lake import paths as lake_paths
 from tests.conftest import sqlite_odbc
 from tests.support import (
     DAY1,
@@ -245,7 +245,7 @@ def test_lost_postgres_connection_mid_export_is_retried(postgres, exports_contai
     assert killed and result.ok and result.attempts == 2 and result.rows == 50000
     manifest, records = read_export(exports_container, "big")
     assert manifest.rows == 50000 == len(records) - 1
-    assert mf.csv_path("big", DAY1) in blob_names(exports_container)
+    assert lake_paths.export_csv_path("big", DAY1) in blob_names(exports_container)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -334,7 +334,8 @@ def test_a_crashed_reading_process_is_a_retried_attempt(sqlite_db: Path, exports
     assert result.ok and result.attempts == 2, result
     assert result.sha256 == clean.sha256 and result.rows == 60_000
     assert blob_names(exports_container) == sorted(
-        [mf.csv_path("big", d) for d in (DAY1, DAY2)] + [mf.manifest_path("big", d) for d in (DAY1, DAY2)]
+        [lake_paths.export_csv_path("big", d) for d in (DAY1, DAY2)]
+        + [lake_paths.export_manifest_path("big", d) for d in (DAY1, DAY2)]
     )
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devstack.postgres import PostgresCluster
-from functions.export import manifest as mf
 from functions.export.spec import ExportSpec
+from lake import paths as lake_paths
 from tests.conftest import sqlite_odbc
 from tests.support import DAY1, blob_names, export_one, read_export
 
@@ -67,7 +67,9 @@ def test_postgres_round_trip_is_exact_through_copy_from(postgres, exports_contai
     )
     assert result.ok, result.error
     assert result.rows == len(AWKWARD_STRINGS)
-    csv_text = exports_container.download_blob(mf.csv_path("awkward", DAY1)).readall().decode("utf-8")
+    csv_text = (
+        exports_container.download_blob(lake_paths.export_csv_path("awkward", DAY1)).readall().decode("utf-8")
+    )
 
     _pg(postgres, "CREATE TABLE awkward_back (LIKE awkward)")
     _pg(postgres, "COPY awkward_back FROM STDIN WITH (FORMAT csv, HEADER true)", stdin=csv_text)
@@ -146,14 +148,14 @@ def test_manifest_describes_the_csv_exactly(sqlite_db: Path, exports_container):
         block_bytes=4096,
     )
     assert result.ok, result.error
-    data = exports_container.download_blob(mf.csv_path("t", DAY1)).readall()
+    data = exports_container.download_blob(lake_paths.export_csv_path("t", DAY1)).readall()
     manifest, records = read_export(exports_container, "t")
     assert manifest.sha256 == hashlib.sha256(data).hexdigest() == result.sha256
     assert manifest.bytes == len(data) and manifest.rows == 2500 == len(records) - 1
     assert manifest.export_date == "2026-11-01" and manifest.watermark is None
     assert dt.datetime.fromisoformat(manifest.started_at) <= dt.datetime.fromisoformat(manifest.finished_at)
     assert manifest.csv["null"].startswith("empty unquoted field")
-    props = exports_container.get_blob_client(mf.csv_path("t", DAY1)).get_blob_properties()
+    props = exports_container.get_blob_client(lake_paths.export_csv_path("t", DAY1)).get_blob_properties()
     assert props.content_settings.content_type == "text/csv; charset=utf-8"
     assert props.metadata["sha256"] == manifest.sha256
 

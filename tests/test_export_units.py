@@ -185,8 +185,8 @@ def test_a_response_cut_mid_body_is_transient():
 
 def test_storage_clients_retry_within_a_minute_not_three():
     """The storage SDK ignores azure-core's retry_backoff_* keywords; its defaults waited about 3 min."""
-    from functions.clients import blob_service, queue_service
-    from functions.settings import storage_connection
+    from lake.clients import blob_service, queue_service
+    from lake.connection import storage_connection
 
     connection = storage_connection({"DataLake": "UseDevelopmentStorage=true"}, "DataLake")
     for client in (blob_service(connection), queue_service(connection)):

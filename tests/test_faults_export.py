@@ -15,9 +15,9 @@ import uuid
 import pytest
 from azure.storage.blob import ContainerClient
 
-from functions.export import manifest as mf
 from functions.export.spec import ExportSpec
 from functions.retry import RetryPolicy
+from lake import paths as lake_paths
 from tests.fault_support import (
     assert_export_complete,
     assert_no_csv_without_manifest,
@@ -218,12 +218,14 @@ def test_azurite_failing_block_uploads_leave_staged_blocks_invisible_and_the_old
     assert not result.ok and result.attempts == 2, result.error
     assert proxy.stats["reset"] >= 2 * 4  # each attempt: the first try and the SDK's 3 retries
     assert {b.name: b.etag for b in container.list_blobs()} == before
-    assert uncommitted_blocks(container, mf.csv_path(TABLE, DAY1)) >= 2  # staged, never committed
+    assert (
+        uncommitted_blocks(container, lake_paths.export_csv_path(TABLE, DAY1)) >= 2
+    )  # staged, never committed
 
     proxy.clear()
     assert _export(source, flaky).ok
     _assert_same_as_clean(container, clean)
-    assert uncommitted_blocks(container, mf.csv_path(TABLE, DAY1)) == 0
+    assert uncommitted_blocks(container, lake_paths.export_csv_path(TABLE, DAY1)) == 0
 
 
 def test_azurite_stalled_response_times_out_and_is_retried(source, via_proxy, container, clean) -> None:
@@ -246,7 +248,9 @@ def test_azurite_outage_between_commit_and_manifest_leaves_an_incomplete_pair_th
     proxy.arm(Fault("outage", match=b"_manifest.json", occurrence=2))  # 1: the old manifest's delete
     result = _export(source, flaky, RetryPolicy(attempts=1))
     assert not result.ok and proxy.fired == ["outage up at b'_manifest.json' #2"]
-    assert committed(container) == [mf.csv_path(TABLE, DAY1)]  # the CSV, and no manifest: incomplete
+    assert committed(container) == [
+        lake_paths.export_csv_path(TABLE, DAY1)
+    ]  # the CSV, and no manifest: incomplete
 
     proxy.clear()
     assert _export(source, flaky).ok

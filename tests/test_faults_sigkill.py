@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from functions.export import manifest as mf
 from functions.export.spec import ExportSpec
 from functions.scoring.job import score_input, score_shard_message
-from functions.scoring.paths import OutputPaths
+from lake import paths as lake_paths
+from lake.paths import OutputPaths
 from tests.conftest import sqlite_odbc
 from tests.fault_support import (
     assert_export_complete,
@@ -117,7 +117,7 @@ def test_export_killed_mid_way_reruns_to_the_clean_bytes(
         proxy_env = {**env, "DataLake": azurite_via(proxy.port, azurite.queue_port)}
         _kill_when_held(command, proxy_env, proxy, tmp_path)
 
-    csv = mf.csv_path(table, DAY1)
+    csv = lake_paths.export_csv_path(table, DAY1)
     if after_kill == "blocks staged, nothing visible":
         assert committed(exports, f"{table}/") == []
         assert staged_only(exports, f"{table}/") == [csv]

@@ -24,7 +24,7 @@ from functions.retry import TransientError
 from functions.scoring.context import ScoringContext
 from functions.scoring.errors import InputChanged, ModelUnavailableError
 from functions.scoring.job import score_input
-from functions.scoring.paths import PREDICTIONS_CONTAINER, REJECTED_CONTAINER
+from lake.contract import PREDICTIONS_CONTAINER, REJECTED_CONTAINER
 from model.csvinput import records
 from model.csvinput.errors import CODES, FileRejected
 from model.csvinput.header import parse_header

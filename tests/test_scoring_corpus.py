@@ -16,7 +16,8 @@ import pytest
 
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input
-from functions.scoring.paths import PREDICTIONS_CONTAINER, OutputPaths
+from lake.contract import PREDICTIONS_CONTAINER
+from lake.paths import OutputPaths
 from tests.scoring_support import (
     bank_csv,
     bank_frame,

@@ -19,13 +19,9 @@ import functions.scoring.source as source_module
 from functions.scoring.context import ScoringContext
 from functions.scoring.errors import ModelUnavailableError
 from functions.scoring.job import score_input
-from functions.scoring.paths import (
-    MONITORING_CONTAINER,
-    PREDICTIONS_CONTAINER,
-    REJECTED_CONTAINER,
-    OutputPaths,
-)
-from model.registry import CONTAINER, BlobStore, Registry
+from lake.contract import MODELS_CONTAINER, MONITORING_CONTAINER, PREDICTIONS_CONTAINER, REJECTED_CONTAINER
+from lake.paths import OutputPaths
+from model.registry import BlobStore, Registry
 from tests.scoring_support import (
     bank_csv,
     bank_frame,
@@ -207,7 +203,7 @@ def test_no_model_at_the_stage_raises_for_a_retry(azurite, served: str) -> None:
 
 
 def test_promotion_takes_effect_at_the_next_input(ctx: ScoringContext, served: str, models) -> None:
-    registry = Registry(BlobStore(ctx.service.get_container_client(CONTAINER)))
+    registry = Registry(BlobStore(ctx.service.get_container_client(MODELS_CONTAINER)))
     before = score_input(ctx, upload(ctx, unique("before"), bank_csv(5)))
     newer = registry.register(models.bad, MODEL)
     registry.promote(MODEL, newer, "dev", override_reason="test: the next input uses it")
@@ -224,7 +220,8 @@ def test_conditional_commit_lets_exactly_one_of_two_racers_win(ctx: ScoringConte
     from azure.core import MatchConditions
 
     from functions.blob_io import StagedBlobWriter
-    from functions.scoring.outputs import CSV_CONTENT_TYPE, finalize, publish
+    from functions.scoring.outputs import finalize, publish
+    from lake.contract import CSV_CONTENT_TYPE
 
     name = unique("racers")
     client = upload(ctx, name, bank_csv(5))

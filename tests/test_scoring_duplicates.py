@@ -11,7 +11,8 @@ import pytest
 
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
-from functions.scoring.paths import PREDICTIONS_CONTAINER, OutputPaths
+from lake.contract import PREDICTIONS_CONTAINER
+from lake.paths import OutputPaths
 from tests.scoring_support import (
     bank_frame,
     context,

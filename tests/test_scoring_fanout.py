@@ -12,7 +12,8 @@ import pytest
 import functions.scoring.fanout as fanout
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
-from functions.scoring.paths import PREDICTIONS_CONTAINER, REJECTED_CONTAINER, OutputPaths
+from lake.contract import PREDICTIONS_CONTAINER, REJECTED_CONTAINER
+from lake.paths import OutputPaths
 from model.csvinput.errors import FileRejected
 from tests.scoring_support import (
     bank_frame,

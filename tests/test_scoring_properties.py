@@ -316,7 +316,8 @@ def test_the_trigger_and_the_cli_agree_on_generated_bytes(
     from pathlib import Path
 
     from functions.scoring.job import score_input
-    from functions.scoring.paths import PREDICTIONS_CONTAINER, OutputPaths
+    from lake.contract import PREDICTIONS_CONTAINER
+    from lake.paths import OutputPaths
     from model.cli import main
     from tests.scoring_support import read_blob, rejected_rows, rejection, unique, upload
 

@@ -20,10 +20,11 @@ from azure.storage.queue import QueueServiceClient
 
 from devstack import runner
 from devstack.demo_data import load_demo_database, sqlite_connection_string
-from devstack.triggers import BLOB_POISON_QUEUE, TriggerHost, blob_client_argument, queue_client
+from devstack.triggers import TriggerHost, blob_client_argument, queue_client
 from functions.blob_io import ensure_container
-from functions.scoring.paths import PREDICTIONS_CONTAINER, OutputPaths
 from functions.settings import get_settings
+from lake.contract import BLOB_TRIGGER_POISON_QUEUE, PREDICTIONS_CONTAINER
+from lake.paths import OutputPaths
 from tests.scoring_support import bank_csv, serve_model, unique
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def app(azurite, blob_service, models, shop: Path) -> Iterator:  # type: ignore[
     """function_app with settings for this test; the model served at dev; the shard queue empty."""
     version = serve_model(blob_service, models.good)
     queues = QueueServiceClient.from_connection_string(azurite.connection_string)
-    for queue in ("scoring-shards", BLOB_POISON_QUEUE):
+    for queue in ("scoring-shards", BLOB_TRIGGER_POISON_QUEUE):
         with contextlib.suppress(ResourceNotFoundError):
             queues.get_queue_client(queue).clear_messages()
     env = {
@@ -153,7 +154,7 @@ def test_host_retries_then_parks_a_failing_blob_in_the_poison_queue(
     delivered = host.run_until_idle(functions)
 
     assert delivered.counts == {"score_blob: failed, will retry": 4, "score_blob: poisoned": 1}
-    poison = queue_client(host.queue_service, BLOB_POISON_QUEUE)  # Base64, as the host writes it
+    poison = queue_client(host.queue_service, BLOB_TRIGGER_POISON_QUEUE)  # Base64, as the host writes it
     (message,) = [m for m in poison.receive_messages() if name in m.content]
     assert json.loads(message.content)["BlobName"] == f"{name}.csv"
     assert not host.run_until_idle(functions)  # receipted: not retried forever

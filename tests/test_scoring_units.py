@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from functions.scoring.paths import InvalidNameError, RejectedPaths, etag_key, input_name
 from functions.settings import MIB, SettingsError, load_settings
+from lake.paths import InvalidNameError, RejectedPaths, etag_key, input_name
 from model.csvinput.encode import encode_predictions, encode_rejected
 from model.csvinput.errors import FileRejected
 from model.csvinput.header import parse_header

@@ -29,11 +29,12 @@ from functions.export.parallel import merge_highest
 from functions.export.spec import ExportSpec, InvalidSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
 from functions.settings import default_workers
+from lake import paths as lake_paths
+from lake.contract import CSV_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int], None]  # (export name, rows written so far)
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,8 @@ class Exporter:
         started_at = _utc_now()
         previous = self._previous_watermark(spec, export_date) if spec.watermark else None
         after = previous.parameter() if previous else None
-        csv_path = mf.csv_path(spec.name, export_date)
-        manifest_path = mf.manifest_path(spec.name, export_date)
+        csv_path = lake_paths.export_csv_path(spec.name, export_date)
+        manifest_path = lake_paths.export_manifest_path(spec.name, export_date)
 
         writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._options.block_bytes)
         try:

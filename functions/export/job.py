@@ -13,25 +13,17 @@ import pyodbc
 from azure.core.exceptions import ServiceRequestError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from functions import clients
 from functions.blob_io import copy_blob, ensure_container
 from functions.export import drivers
-from functions.export.engine import (
-    CSV_CONTENT_TYPE,
-    Exporter,
-    ExportOptions,
-    ProgressCallback,
-    RunReport,
-    TableResult,
-)
+from functions.export.engine import Exporter, ExportOptions, ProgressCallback, RunReport, TableResult
 from functions.export.spec import ExportSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
 from functions.settings import Settings
+from lake import clients
+from lake.contract import CSV_CONTENT_TYPE, EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
+from lake.paths import published_name
 
 log = logging.getLogger(__name__)
-
-EXPORTS_CONTAINER = "exports"
-SCORING_INPUT_CONTAINER = "scoring-input"
 
 
 class UnknownTableError(ValueError):
@@ -104,11 +96,6 @@ def select_specs(settings: Settings, only: Sequence[str] | None) -> tuple[Export
     if missing:
         raise UnknownTableError(f"not configured in EXPORT_TABLES: {missing}; configured: {sorted(known)}")
     return tuple(known[name] for name in only)
-
-
-def published_name(table: str, export_date: dt.date) -> str:
-    """Blob name in scoring-input; one per table and day, so the blob trigger fires once a day."""
-    return f"{table}-{export_date.isoformat()}.csv"
 
 
 def publish_for_scoring(service: BlobServiceClient, csv_path: str, sha256: str, target_name: str) -> bool:

@@ -19,14 +19,6 @@ CSV_DIALECT = {
 }
 
 
-def csv_path(name: str, export_date: dt.date) -> str:
-    return f"{name}/{export_date.isoformat()}/{name}.csv"
-
-
-def manifest_path(name: str, export_date: dt.date) -> str:
-    return f"{name}/{export_date.isoformat()}/_manifest.json"
-
-
 @dataclass(frozen=True)
 class Column:
     name: str

@@ -14,24 +14,23 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
-from functions import clients
 from functions.blob_io import ensure_container
 from functions.scoring.models import ModelSource, ServedModel
 from functions.scoring.outputs import MANIFEST_FORMAT, write_json
-from functions.scoring.paths import (
-    INPUT_CONTAINER,
-    MONITORING_CONTAINER,
-    OUTPUT_CONTAINERS,
-    PREDICTIONS_CONTAINER,
-    OutputPaths,
-    drift_path,
-)
 from functions.scoring.source import InputBlob
 from functions.settings import Settings
+from lake import clients
+from lake.contract import MODELS_CONTAINER as MODELS_CONTAINER
+from lake.contract import (
+    MONITORING_CONTAINER,
+    PREDICTIONS_CONTAINER,
+    SCORING_INPUT_CONTAINER,
+    SCORING_OUTPUT_CONTAINERS,
+)
+from lake.paths import OutputPaths, drift_path
 from model.csvinput.run import ReadOptions
 from model.csvinput.scorer import Tally
 from model.drift import DriftCounts
-from model.registry import CONTAINER as MODELS_CONTAINER
 from model.registry import BlobStore, Registry
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ class ScoringContext:
         self.models = ModelSource(registry, settings.model_name, settings.model_stage, self.options.threads)
         if not settings.data_lake.identity_based:
             # Locally (Azurite) create what Pulumi provisions in Azure; the cloud identity may not.
-            for name in (INPUT_CONTAINER, *OUTPUT_CONTAINERS):
+            for name in (SCORING_INPUT_CONTAINER, *SCORING_OUTPUT_CONTAINERS):
                 ensure_container(self.service.get_container_client(name))
 
     @property
@@ -86,7 +85,7 @@ class ScoringContext:
         return self.service.get_container_client(PREDICTIONS_CONTAINER)
 
     def input_client(self, blob_name: str) -> BlobClient:
-        return self.service.get_blob_client(INPUT_CONTAINER, blob_name)
+        return self.service.get_blob_client(SCORING_INPUT_CONTAINER, blob_name)
 
     @cached_property
     def queue(self) -> QueueClient:

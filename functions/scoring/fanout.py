@@ -34,7 +34,7 @@ from functions.blob_io import StagedBlobWriter, commit_blocks, read_text
 from functions.scoring.context import Outcome, ScoringContext, manifest_draft
 from functions.scoring.errors import InputChanged
 from functions.scoring.models import ServedModel
-from functions.scoring.outputs import CSV_CONTENT_TYPE, finalize, output_state, publish, write_json
+from functions.scoring.outputs import finalize, output_state, publish, write_json
 from functions.scoring.rejection import reject_file
 from functions.scoring.shards import (
     MAX_CROSS_DUPLICATES,
@@ -48,6 +48,7 @@ from functions.scoring.shards import (
     write_seed,
 )
 from functions.scoring.source import download_chunks
+from lake.contract import CSV_CONTENT_TYPE
 from model.csvinput.duplicates import IdIndex
 from model.csvinput.encode import prediction_header, rejected_header
 from model.csvinput.errors import FileRejected

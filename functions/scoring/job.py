@@ -17,12 +17,12 @@ from functions.scoring.context import Outcome, ScoringContext
 from functions.scoring.errors import InputChanged
 from functions.scoring.fanout import score_shard
 from functions.scoring.outputs import finalize, output_state
-from functions.scoring.paths import InvalidNameError, OutputPaths, input_name
 from functions.scoring.plan import plan_fanout
 from functions.scoring.rejection import already_rejected, reject_file
 from functions.scoring.shards import BadMessageError, ShardTask
 from functions.scoring.single import score_whole
 from functions.scoring.source import InputBlob
+from lake.paths import InvalidNameError, OutputPaths, input_name
 from model.csvinput.errors import FileRejected
 from model.csvinput.scorer import check_size
 

@@ -30,12 +30,11 @@ from azure.storage.blob import BlobProperties, ContainerClient, ContentSettings
 
 from functions.blob_io import delete_if_exists, read_text
 from functions.retry import TransientError
-from functions.scoring.paths import OutputPaths
+from lake.paths import OutputPaths
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 _ETAG_KEY = "input_etag"
 _DRAFT_KEY = "manifest"
 _SHA_KEY = "sha256"

@@ -14,9 +14,9 @@ from functions.blob_io import read_text
 from functions.scoring.context import Outcome, ScoringContext, now_iso
 from functions.scoring.models import ServedModel
 from functions.scoring.outputs import write_json
-from functions.scoring.paths import OutputPaths
 from functions.scoring.shards import MARKER, ShardTask, run_key
 from functions.scoring.source import InputBlob, download_chunks
+from lake.paths import OutputPaths
 from model.csvinput.errors import FileRejected
 from model.csvinput.header import parse_header
 from model.csvinput.scan import RecordScanner

@@ -15,9 +15,9 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from functions.blob_io import copy_blob, read_text
-from functions.scoring.outputs import CSV_CONTENT_TYPE
-from functions.scoring.paths import REJECTED_CONTAINER, RejectedPaths
 from functions.scoring.source import InputBlob
+from lake.contract import CSV_CONTENT_TYPE, REJECTED_CONTAINER
+from lake.paths import RejectedPaths
 from model.csvinput.errors import FileRejected, error_document
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import numpy as np
 from azure.storage.blob import ContainerClient
 
 from functions.scoring.context import ScoringContext
-from functions.scoring.paths import OutputPaths, input_name
 from functions.scoring.source import InputBlob
+from lake.paths import OutputPaths, input_name
 from model.csvinput.duplicates import HASH_ROW, Reader, bucket_starts, cross_duplicates
 
 TASK_FORMAT = 1

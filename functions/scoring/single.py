@@ -8,9 +8,10 @@ from typing import Any
 from functions.blob_io import StagedBlobWriter
 from functions.scoring.context import Outcome, ScoringContext, manifest_draft, now_iso
 from functions.scoring.models import ServedModel
-from functions.scoring.outputs import CSV_CONTENT_TYPE, finalize, publish
-from functions.scoring.paths import OutputPaths
+from functions.scoring.outputs import finalize, publish
 from functions.scoring.source import InputBlob, download_chunks
+from lake.contract import CSV_CONTENT_TYPE
+from lake.paths import OutputPaths
 from model.csvinput.encode import rejected_header
 from model.csvinput.run import score_checked
 from model.csvinput.scan import RecordScanner

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_azure_native.storage as storage
 
 from infra.components.storage import Firewall, blob_protection, private_container, secure_account
-from infra.roles import CONTAINERS, QUEUES
+from lake.contract import LAKE_CONTAINERS, LAKE_QUEUES
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class DataLake(pulumi.ComponentResource):
                 resource_group_name=args.resource_group_name,
                 parent=self,
             )
-            for container in CONTAINERS
+            for container in LAKE_CONTAINERS
         }
         self.queues = {
             queue: storage.Queue(
@@ -71,7 +71,7 @@ class DataLake(pulumi.ComponentResource):
                 queue_name=queue,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for queue in QUEUES
+            for queue in LAKE_QUEUES
         }
         self.blob_endpoint = self.account.primary_endpoints.blob
         self.queue_endpoint = self.account.primary_endpoints.queue

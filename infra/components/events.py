@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.eventgrid as eventgrid
 
-from functions.scoring.paths import INPUT_CONTAINER
+from lake.contract import SCORING_INPUT_CONTAINER
 
 BLOB_FUNCTION = "score_blob"
-SUBJECT_PREFIX = f"/blobServices/default/containers/{INPUT_CONTAINER}/blobs/"
+SUBJECT_PREFIX = f"/blobServices/default/containers/{SCORING_INPUT_CONTAINER}/blobs/"
 
 
 @dataclass(frozen=True)

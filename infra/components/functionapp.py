@@ -15,7 +15,7 @@ import pulumi_azure_native.web as web
 
 from infra.components.storage import private_container, secure_account
 from infra.config import AppSettings
-from infra.roles import PACKAGE_CONTAINER, SHARD_QUEUE
+from lake.contract import PACKAGE_CONTAINER, SCORING_SHARDS_QUEUE
 
 PYTHON_VERSION = "3.11"
 DB_SECRET_NAME = "db-connection-string"  # noqa: S105 (the name, not the value)
@@ -72,7 +72,7 @@ def app_settings(
         "MODEL_NAME": args.settings.model_name,
         "MODEL_STAGE": args.settings.model_stage,
         "SCORING_BLOB_SOURCE": "EventGrid",
-        "SCORING_QUEUE": SHARD_QUEUE,
+        "SCORING_QUEUE": SCORING_SHARDS_QUEUE,
         "SCORING_DUPLICATE_IDS": args.settings.scoring_duplicate_ids,
     }
 
