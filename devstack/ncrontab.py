@@ -8,7 +8,8 @@ Each field accepts ``*``, values, comma lists, ranges ``a-b``, and steps ``*/n``
 Months accept ``Jan``..``Dec`` and days of week ``Sun``..``Sat`` (case-insensitive, full names too);
 day-of-week is 0-6 with 0 = Sunday, and 7 is accepted as Sunday.
 When both day and day-of-week are restricted (not literally ``*``) a date matches if EITHER matches,
-as in classic cron; if one of them is ``*`` only the other restricts.
+as in classic cron; if one of them is ``*`` only the other restricts. The Functions host (NCrontab)
+requires BOTH instead: that and the other known differences from it are in docs/decisions.md (37).
 
 TimeSpan format (an interval, fired relative to the previous fire time or start): ``hh:mm:ss``,
 ``hh:mm``, ``d.hh:mm:ss`` or ``d:hh:mm:ss``. Like .NET ``TimeSpan.Parse`` (which Azure uses), a
