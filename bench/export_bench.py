@@ -169,18 +169,19 @@ def _run_ours_single(odbc: str, blob: str, expected_rows: int, profile_path: Pat
 def _run_ours(
     odbc: str, blob: str, expected_rows: int, profile_path: Path | None, workers: int | None = None
 ) -> ChildResult:
-    from functions.export.engine import Exporter, ExportOptions
+    from functions.export.engine import Exporter
     from functions.export.spec import ExportSpec
+    from functions.settings import export_defaults
     from lake.clients import blob_service
     from lake.connection import StorageConnection
 
     container = blob_service(StorageConnection(DATA_LAKE, connection_string=blob)).get_container_client(
         EXPORTS_CONTAINER
     )
-    options = ExportOptions(chunk_rows=FETCH_ROWS)
+    settings = export_defaults(chunk_rows=FETCH_ROWS)
     if workers is not None:
-        options = ExportOptions(chunk_rows=FETCH_ROWS, workers=workers)
-    exporter = Exporter(odbc, container, options)
+        settings = export_defaults(chunk_rows=FETCH_ROWS, workers=workers)
+    exporter = Exporter(odbc, container, settings)
     spec = ExportSpec(name=TABLE, table=TABLE)
     rss_before = _proc_status_mb("VmRSS")
 
@@ -212,7 +213,7 @@ def _run_ours(
             "csv_path": result.csv_path,
             "sha256": result.sha256,
             "attempts": result.attempts,
-            "workers": options.workers,
+            "workers": settings.workers,
             "worker_peak_rss_mb": worker_peak,
         },
     )

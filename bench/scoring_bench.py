@@ -56,7 +56,7 @@ from typing import Any
 from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA
-from functions.settings import ScoringSettings
+from functions.settings import scoring_defaults
 from lake.contract import SCORING_INPUT_CONTAINER
 from model import DEFAULT_MODEL_NAME
 
@@ -851,7 +851,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--chunk-rows",
         type=positive_int,
-        default=ScoringSettings.chunk_rows,
+        default=scoring_defaults().chunk_rows,
         help="rows per chunk for (a) and (b) (default: SCORING_CHUNK_ROWS' default)",
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bank CSV (default: the repo's)")

@@ -6,6 +6,7 @@ at the demo Azurite on 127.0.0.1:10000/10001 and the SQLite demo database in `.l
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from devstack import azurite
 from devstack.demo_data import sqlite_connection_string
-from functions.settings import ScoringSettings
+from functions.settings.catalog import CATALOG
+from lake.contract import DATA_LAKE
 
 if TYPE_CHECKING:
     from devstack.triggers import TriggerHost
@@ -23,24 +25,26 @@ LOCAL_DIR = REPO_ROOT / ".local"
 DEMO_DB = LOCAL_DIR / "shop.db"
 
 
+def catalog_values() -> dict[str, str]:
+    """Every setting's local value from the settings catalog (its local override, else its default)."""
+    return {setting.name: value for setting in CATALOG if (value := setting.local_value()) is not None}
+
+
 def defaults(
     blob_port: int = azurite.LOCAL_BLOB_PORT, queue_port: int = azurite.LOCAL_QUEUE_PORT
 ) -> dict[str, str]:
+    """The catalog's local values, with storage and the database pointing at this machine."""
     storage = azurite.connection_string(blob_port, queue_port)
-    return {
-        "FUNCTIONS_WORKER_RUNTIME": "python",
+    return catalog_values() | {
         "AzureWebJobsStorage": storage,
-        "DataLake": storage,
+        DATA_LAKE: storage,
         "DB_CONNECTION_STRING": sqlite_connection_string(DEMO_DB),
-        "EXPORT_TABLES": "clients,campaign_outcomes:contact_date",
-        "EXPORT_PUBLISH_TABLES": "clients",
-        "EXPORT_SCHEDULE": "0 0 2 * * *",
-        "MODEL_NAME": "bank-marketing",
-        "MODEL_STAGE": "dev",
-        "SCORING_BLOB_SOURCE": "LogsAndContainerScan",  # Event Grid does not reach this machine
-        "SCORING_QUEUE": "scoring-shards",
-        "SCORING_DUPLICATE_IDS": ScoringSettings.duplicate_ids,
     }
+
+
+def example_document() -> str:
+    """`functions/local.settings.example.json` as the catalog makes it (for `func start`; tested)."""
+    return json.dumps({"IsEncrypted": False, "Values": catalog_values()}, indent=2) + "\n"
 
 
 def resolve(environ: Mapping[str, str] | None = None, **ports: int) -> dict[str, str]:
@@ -67,8 +71,15 @@ def trigger_host(settings: Mapping[str, str] | None = None) -> TriggerHost:
 
     from devstack.triggers import TriggerHost
 
-    connection = (settings or resolve())["DataLake"]
+    connection = (settings or resolve())[DATA_LAKE]
     return TriggerHost(
         BlobServiceClient.from_connection_string(connection),
         QueueServiceClient.from_connection_string(connection),
     )
+
+
+EXAMPLE = REPO_ROOT / "functions" / "local.settings.example.json"
+
+if __name__ == "__main__":  # python -m devstack.local_settings: regenerate the example file
+    EXAMPLE.write_text(example_document())
+    print(f"wrote {EXAMPLE.relative_to(REPO_ROOT)}")

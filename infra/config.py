@@ -14,10 +14,12 @@ from dataclasses import dataclass, field, replace
 
 import pulumi
 
-from functions.settings import ScoringSettings
-from model.csvinput.options import DUPLICATE_POLICIES
+from functions.settings import SettingsError, load_settings
+from functions.settings.catalog import CATALOG, STACK_NAME, Cloud, Kind, Setting
+from lake.contract import DATA_LAKE
+from model.registry import STAGES
 
-ENVIRONMENTS = ("dev", "preprod", "prod")
+ENVIRONMENTS = STAGES  # one stack per stage of the model registry: dev, preprod, prod
 PROJECT = "mlops-azure-functions"
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -41,16 +43,56 @@ class Sizing:
     log_retention_days: int = 30
 
 
+# The settings a stack writes from its config: every `Cloud.VALUE` entry of the settings catalog.
+STACK_SETTINGS: tuple[Setting, ...] = tuple(s for s in CATALOG if s.cloud is Cloud.VALUE)
+
+
 @dataclass(frozen=True)
 class AppSettings:
-    """The settings contract values that differ per stack (the rest are the app's defaults)."""
+    """The app settings a stack writes from its config, by setting name, in catalog order.
 
-    model_name: str = "bank-marketing"
-    model_stage: str = "prod"
-    export_tables: str = "clients,campaign_outcomes:contact_date"
-    export_publish_tables: str = "clients"
-    export_schedule: str = "0 0 2 * * *"
-    scoring_duplicate_ids: str = ScoringSettings.duplicate_ids  # one default: functions/settings.py
+    Built by `app_settings_for` from the settings catalog (functions/settings/catalog.py): the
+    stack's config key when set, else the catalog's cloud value, else the app's own default.
+    """
+
+    values: dict[str, str]
+
+    def __getitem__(self, name: str) -> str:
+        return self.values[name]
+
+    @property
+    def publishes_for_scoring(self) -> bool:
+        return bool(self.values["EXPORT_PUBLISH_TABLES"].strip())
+
+
+def _stack_value(setting: Setting, environment: str, raw: Mapping[str, str]) -> str:
+    given = raw.get(setting.stack_key) if setting.stack_key else None
+    if given is not None and (given != "" or setting.kind is Kind.LIST):  # an empty list means "none"
+        return given
+    fallback = setting.cloud_value if setting.cloud_value is not None else setting.default
+    assert fallback is not None, f"catalog: {setting.name} is written by stacks but has no value"
+    return environment if fallback == STACK_NAME else fallback
+
+
+def app_settings_for(environment: str, raw: Mapping[str, str]) -> AppSettings:
+    """The stack's app settings, checked by the app's own parser: what `preview` accepts, the app loads."""
+    values = {setting.name: _stack_value(setting, environment, raw) for setting in STACK_SETTINGS}
+    placeholders = {
+        f"{DATA_LAKE}__blobServiceUri": "https://stack.blob.core.windows.net",
+        "DB_CONNECTION_STRING": "-",
+    }
+    try:
+        load_settings({**placeholders, **values})
+    except SettingsError as error:
+        keys = [s.stack_key for s in STACK_SETTINGS if s.stack_key and f"setting {s.name}" in str(error)]
+        where = f"config '{keys[0]}'" if keys else "the stack's app settings"
+        raise ConfigError(f"{where}: {error}") from None
+    return AppSettings(values)
+
+
+def default_app_settings(environment: str = "prod") -> AppSettings:
+    """A stack's app settings when its config sets none of them."""
+    return app_settings_for(environment, {})
 
 
 @dataclass(frozen=True)
@@ -66,12 +108,8 @@ class StackConfig:
     export_deadline_hour: int = 4
     deployer_principal_type: str = "User"
     sizing: Sizing = field(default_factory=Sizing)
-    app: AppSettings = field(default_factory=AppSettings)
+    app: AppSettings = field(default_factory=default_app_settings)
     db_connection_string: pulumi.Output[str] | None = None
-
-    @property
-    def is_dev(self) -> bool:
-        return self.environment == "dev"
 
     @property
     def tags(self) -> dict[str, str]:
@@ -183,7 +221,6 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
     memory = _int(raw, "instanceMemoryMb", Sizing.instance_memory_mb, 512, 4096)
     if memory not in _INSTANCE_MEMORY_MB:
         raise ConfigError(f"config 'instanceMemoryMb' must be one of {_INSTANCE_MEMORY_MB}, got {memory}")
-    stage = _choice(raw, "modelStage", environment, ENVIRONMENTS)
     return StackConfig(
         environment=environment,
         prefix=prefix,
@@ -200,16 +237,7 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
             instance_memory_mb=memory,
             log_retention_days=_int(raw, "logRetentionDays", Sizing.log_retention_days, 30, 730),
         ),
-        app=AppSettings(
-            model_stage=stage,
-            model_name=_text(raw, "modelName", AppSettings.model_name),
-            export_tables=_text(raw, "exportTables", AppSettings.export_tables),
-            export_publish_tables=raw.get("exportPublishTables", AppSettings.export_publish_tables),
-            export_schedule=_text(raw, "exportSchedule", AppSettings.export_schedule),
-            scoring_duplicate_ids=_choice(
-                raw, "scoringDuplicateIds", AppSettings.scoring_duplicate_ids, DUPLICATE_POLICIES
-            ),
-        ),
+        app=app_settings_for(environment, raw),
     )
 
 
@@ -226,12 +254,7 @@ CONFIG_KEYS = (
     "maxInstances",
     "instanceMemoryMb",
     "logRetentionDays",
-    "modelStage",
-    "modelName",
-    "exportTables",
-    "exportPublishTables",
-    "exportSchedule",
-    "scoringDuplicateIds",
+    *(s.stack_key for s in STACK_SETTINGS if s.stack_key),
 )
 
 

@@ -168,7 +168,7 @@ def build(
     rbac = Rbac(
         "rbac",
         RbacArgs(
-            grants=role_matrix(cfg.environment, publishes_for_scoring=bool(cfg.app.export_publish_tables)),
+            grants=role_matrix(cfg.environment, publishes_for_scoring=cfg.app.publishes_for_scoring),
             principals={
                 DATA_SCIENTISTS: cfg.data_scientists_group,
                 ML_ENGINEERS: cfg.ml_engineers_group,

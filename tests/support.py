@@ -13,9 +13,10 @@ from azure.storage.blob import BlobClient, ContainerClient
 
 from functions.export import manifest as mf
 from functions.export.csv_format import read_records
-from functions.export.engine import Exporter, ExportOptions, ProgressCallback, TableResult
+from functions.export.engine import Exporter, ExportTuning, ProgressCallback, TableResult
 from functions.export.spec import ExportSpec
 from functions.retry import RetryPolicy
+from functions.settings import export_defaults
 from lake import paths as lake_paths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,14 +35,21 @@ def export_one(
     retry: RetryPolicy = NO_WAIT,
     **options: Any,
 ) -> TableResult:
+    settings, tuning = engine_options(retry=retry, **options)
     exporter = Exporter(
-        connection_string,
-        container,
-        ExportOptions(retry=retry, **options),
-        on_progress,
-        sleep=lambda _s: None,
+        connection_string, container, settings, on_progress, sleep=lambda _s: None, tuning=tuning
     )
     return exporter.export(spec, export_date)
+
+
+_TUNING = ("block_bytes", "retry", "parallel_min_rows", "range_rows")
+
+
+def engine_options(**options: Any) -> tuple[Any, ExportTuning]:
+    """The export settings (catalog defaults) and the engine's tuning, each with the given changes."""
+    tuning = {k: v for k, v in options.items() if k in _TUNING}
+    settings = export_defaults(**{k: v for k, v in options.items() if k not in _TUNING})
+    return settings, ExportTuning(**tuning)
 
 
 def blob_names(container: ContainerClient) -> list[str]:

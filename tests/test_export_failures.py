@@ -24,6 +24,7 @@ from tests.support import (
     Faults,
     FaultyContainerClient,
     blob_names,
+    engine_options,
     export_one,
     read_export,
     server_error,
@@ -171,10 +172,11 @@ def test_incremental_exports_only_rows_past_the_previous_watermark(sqlite_db, ex
 
 
 def test_bad_and_malicious_names_fail_alone(source, sqlite_db, exports_container):
-    from functions.export.engine import Exporter, ExportOptions
+    from functions.export.engine import Exporter
 
     specs = parse_export_tables('clients, clients; DROP TABLE clients --, "clients", ../etc/passwd, ghost')
-    exporter = Exporter(source, exports_container, ExportOptions(retry=RetryPolicy(1)))
+    settings, tuning = engine_options(retry=RetryPolicy(1))
+    exporter = Exporter(source, exports_container, settings, tuning=tuning)
     report = exporter.export_all(specs, DAY1)
     assert not report.ok
     assert [r.name for r in report.results if r.ok] == ["clients"]
@@ -253,7 +255,7 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
     postgres, exports_container, azurite, workers
 ):
     """While the retry backs off, the failed attempt holds no database session (one stream or workers)."""
-    from functions.export.engine import Exporter, ExportOptions
+    from functions.export.engine import Exporter
 
     psql = postgres.psql_args()
     subprocess.run(  # noqa: S603 - psql of the throwaway cluster with fixed SQL
@@ -286,7 +288,7 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
 
     faults = Faults(stage_block=(2, server_error()))
     faulty = FaultyContainerClient.wrap(exports_container, azurite.connection_string, faults)
-    options = ExportOptions(
+    settings, tuning = engine_options(
         retry=RetryPolicy(attempts=2, first_delay_s=0),
         block_bytes=64 * 1024,
         chunk_rows=1000,
@@ -294,7 +296,7 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
         parallel_min_rows=1000,
         range_rows=5000,
     )
-    result = Exporter(postgres.odbc_connection_string, faulty, options, sleep=sleep).export(
+    result = Exporter(postgres.odbc_connection_string, faulty, settings, sleep=sleep, tuning=tuning).export(
         ExportSpec("wide", table="wide"), DAY1
     )
     assert result.ok and result.attempts == 2 and result.rows == 20000
@@ -363,8 +365,8 @@ def test_publishing_is_retried_and_a_failure_fails_the_table(source, azurite, mo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(job, "publish_for_scoring", flaky)
-    fast = job.ExportOptions(retry=RetryPolicy(attempts=3, first_delay_s=0))
-    report = job.run_export(settings, DAY3, options=fast)
+    fast = job.ExportTuning(retry=RetryPolicy(attempts=3, first_delay_s=0))
+    report = job.run_export(settings, DAY3, tuning=fast)
     (result,) = report.results
     if failures == 1:
         assert report.ok and len(calls) == 2

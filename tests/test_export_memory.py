@@ -20,12 +20,14 @@ PEAK_RSS_BOUND_MB = 150  # measured ~86 MB (VmHWM), flat from 0.5M to 2M rows; t
 CHILD = """
 import datetime as dt, json, resource, sys
 from azure.storage.blob import ContainerClient
-from functions.export.engine import Exporter, ExportOptions
+from functions.export.engine import Exporter, ExportTuning
+from functions.settings import export_defaults
 from functions.export.spec import ExportSpec
 odbc, storage, container_name, workers = sys.argv[1:5]
 container = ContainerClient.from_connection_string(storage, container_name)
-options = ExportOptions(workers=int(workers), parallel_min_rows=100_000)
-result = Exporter(odbc, container, options).export(ExportSpec("big", table="big"), dt.date(2026, 11, 1))
+tuning = ExportTuning(parallel_min_rows=100_000)
+exporter = Exporter(odbc, container, export_defaults(workers=int(workers)), tuning=tuning)
+result = exporter.export(ExportSpec("big", table="big"), dt.date(2026, 11, 1))
 # VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would include the spawning pytest process.
 hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"ok": result.ok, "error": result.error, "rows": result.rows, "bytes": result.bytes,

@@ -133,13 +133,15 @@ def test_workers_die_with_their_parent(orders, azurite, sig):
     script = (
         "import datetime, sys\n"
         "from azure.storage.blob import ContainerClient\n"
-        "from functions.export.engine import Exporter, ExportOptions\n"
+        "from functions.export.engine import Exporter, ExportTuning\n"
+        "from functions.settings import export_defaults\n"
         "from functions.export.spec import ExportSpec\n"
         "container = ContainerClient.from_connection_string(sys.argv[2], 'exports-killed')\n"
         "if not container.exists(): container.create_container()\n"
-        "options = ExportOptions(workers=2, parallel_min_rows=1000, range_rows=500, chunk_rows=100)\n"
+        "settings = export_defaults(workers=2, chunk_rows=100)\n"
+        "tuning = ExportTuning(parallel_min_rows=1000, range_rows=500)\n"
         "print('ready', flush=True)\n"
-        "exporter = Exporter(sys.argv[1], container, options)\n"
+        "exporter = Exporter(sys.argv[1], container, settings, tuning=tuning)\n"
         "exporter.export(ExportSpec('orders', table='orders'), datetime.date(2026, 1, 1))\n"
     )
     process = subprocess.Popen(  # noqa: S603 - this interpreter running the script above

@@ -11,7 +11,7 @@ import pytest
 
 from infra import config, policies
 from infra.components.functionapp import FunctionApp, FunctionAppArgs
-from infra.config import AppSettings
+from infra.config import default_app_settings
 from infra.roles import ROLE_IDS, assignment_name
 from infra.synth import RecordingMocks, synthesize
 from tests.infra_support import STACKS, by_type, stack
@@ -136,7 +136,7 @@ def test_deployment_storage_names_the_container_resource_output() -> None:
                 vault_name="kv-unit",
                 vault_uri="https://kv-unit.vault.azure.net/",
                 db_connection_string="Driver=x",
-                settings=AppSettings(),
+                settings=default_app_settings(),
                 max_instances=40,
                 instance_memory_mb=2048,
                 tags={},

@@ -95,7 +95,7 @@ def test_long_prefix_stack_builds_with_valid_names() -> None:
 def test_config_parses_the_stack_defaults() -> None:
     parsed = config.parse("prod", GOOD)
     assert parsed.network_isolation is True  # on in prod unless the stack says otherwise
-    assert parsed.app.model_stage == "prod"
+    assert parsed.app["MODEL_STAGE"] == "prod"
     assert config.parse("dev", GOOD).network_isolation is False
     assert config.parse("dev", GOOD).alert_emails == ("oncall@example.com",)
 

@@ -251,18 +251,6 @@ def test_unseen_categories_are_counted_on_scored_rows_only() -> None:
     assert checked.rejected == [(2, "marital: missing value")]
 
 
-def test_duplicate_ids_setting_has_one_default_everywhere() -> None:
-    from devstack.local_settings import defaults
-    from functions.settings import ScoringSettings
-    from infra.config import AppSettings
-    from model.csvinput.options import DEFAULT_DUPLICATE_IDS
-    from tests.support import REPO
-
-    example = json.loads((REPO / "functions" / "local.settings.example.json").read_text())["Values"]
-    assert ScoringSettings.duplicate_ids == DEFAULT_DUPLICATE_IDS == AppSettings.scoring_duplicate_ids
-    assert example["SCORING_DUPLICATE_IDS"] == defaults()["SCORING_DUPLICATE_IDS"] == DEFAULT_DUPLICATE_IDS
-
-
 def test_a_name_that_differs_in_the_extension_case_says_how_to_rename_it() -> None:
     from devstack.triggers import literal_suffix, unmatched_reason
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from functions.export.spec import InvalidSpec
-from functions.settings import DEFAULT_EXPORT_SCHEDULE, SettingsError, load_settings
+from functions.settings import SettingsError, load_settings
 
 AZURITE = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/d;"
 MINIMAL = {"DataLake": AZURITE, "DB_CONNECTION_STRING": "Driver=SQLite3;Database=/tmp/x.db"}
@@ -13,12 +13,12 @@ MINIMAL = {"DataLake": AZURITE, "DB_CONNECTION_STRING": "Driver=SQLite3;Database
 
 def test_defaults_follow_the_contract():
     settings = load_settings(MINIMAL)
-    assert settings.export_schedule == DEFAULT_EXPORT_SCHEDULE == "0 0 2 * * *"
-    assert [(s.name, s.watermark) for s in settings.export_tables] == [
+    assert settings.export.schedule == "0 0 2 * * *"
+    assert [(s.name, s.watermark) for s in settings.export.tables] == [
         ("clients", None),
         ("campaign_outcomes", "contact_date"),
     ]
-    assert settings.export_chunk_rows == 10_000 and settings.export_formula_guard is False
+    assert settings.export.chunk_rows == 10_000 and settings.export.formula_guard is False
     assert (settings.model_name, settings.model_stage) == ("bank-marketing", "prod")
     assert not settings.data_lake.identity_based
 
@@ -71,7 +71,7 @@ def test_identity_based_connection_has_no_secret():
 
 def test_bad_table_entries_do_not_stop_the_app_but_fail_alone():
     settings = load_settings({**MINIMAL, "EXPORT_TABLES": "clients, x;drop table y, sales.orders:updated_at"})
-    specs = {s.name: s for s in settings.export_tables}
+    specs = {s.name: s for s in settings.export.tables}
     assert (
         isinstance(specs["x;drop table y"], InvalidSpec) and "not allowed" in specs["x;drop table y"].reason
     )
@@ -88,6 +88,6 @@ def test_named_queries_and_publish_list():
             "EXPORT_QUERIES": '{"active": "SELECT * FROM clients WHERE balance > 0"}',
         }
     )
-    active = settings.export_tables[1]
+    active = settings.export.tables[1]
     assert active.query == "SELECT * FROM clients WHERE balance > 0" and active.table is None
-    assert settings.export_publish_tables == ("clients",)
+    assert settings.export.publish_tables == ("clients",)

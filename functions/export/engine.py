@@ -26,9 +26,8 @@ from functions.export import drivers, isolated, parallel, source
 from functions.export import manifest as mf
 from functions.export.csv_format import encode_header
 from functions.export.parallel import merge_highest
-from functions.export.spec import ExportSpec, InvalidSpec
+from functions.export.spec import ExportSettings, ExportSpec, InvalidSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
-from functions.settings import default_workers
 from lake import paths as lake_paths
 from lake.contract import CSV_CONTENT_TYPE
 
@@ -38,12 +37,11 @@ ProgressCallback = Callable[[str, int], None]  # (export name, rows written so f
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    chunk_rows: int = 10_000
-    formula_guard: bool = False
+class ExportTuning:
+    """The engine's internals, not app settings (no setting sets them): tests shrink them."""
+
     block_bytes: int = DEFAULT_BLOCK_BYTES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    workers: int = field(default_factory=default_workers)  # 1 = always a single stream
     parallel_min_rows: int = 200_000  # smaller exports are not worth starting worker processes
     range_rows: int = 25_000  # rows per key range handed to a worker (~3.5 MB of CSV for bank-like rows)
 
@@ -90,13 +88,15 @@ class Exporter:
         self,
         connection_string: str,
         container: ContainerClient,
-        options: ExportOptions | None = None,
+        settings: ExportSettings,
         on_progress: ProgressCallback | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        tuning: ExportTuning | None = None,
     ) -> None:
         self._connection_string = connection_string
         self._container = container
-        self._options = options or ExportOptions()
+        self._settings = settings
+        self._tuning = tuning or ExportTuning()
         self._on_progress = on_progress
         self._sleep = sleep
 
@@ -114,7 +114,7 @@ class Exporter:
             return self._export_once(spec, export_date, started, number)
 
         try:
-            return call_with_retry(attempt, self._options.retry, f"export {spec.name}", self._sleep)
+            return call_with_retry(attempt, self._tuning.retry, f"export {spec.name}", self._sleep)
         except Exception as error:  # noqa: BLE001 - recorded per table; the run reports failure
             kind = "transient, gave up" if is_transient(error) else "permanent"
             message = f"{type(error).__name__}: {error}"
@@ -154,7 +154,7 @@ class Exporter:
         csv_path = lake_paths.export_csv_path(spec.name, export_date)
         manifest_path = lake_paths.export_manifest_path(spec.name, export_date)
 
-        writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._options.block_bytes)
+        writer = StagedBlobWriter(self._container.get_blob_client(csv_path), self._tuning.block_bytes)
         try:
             columns, driver, chunks = self._open_rows(spec, after)
             # Closed explicitly: on a failure the connection (or the worker pool) must not outlive
@@ -219,7 +219,7 @@ class Exporter:
         self, spec: ExportSpec, after: Any
     ) -> tuple[list[mf.Column], str, Generator[parallel.EncodedChunk, None, None] | isolated.ChildRows]:
         """Columns, source description, and the encoded rows: one stream, or key ranges in parallel."""
-        options = self._options
+        settings, tuning = self._settings, self._tuning
         connection = drivers.connect(self._connection_string)
         try:
             plan = source.plan_query(connection, self._connection_string, spec, after)
@@ -227,9 +227,9 @@ class Exporter:
             columns = list(plan.read.columns)
             index = source.column_index(columns, spec.watermark) if spec.watermark else None
             ranges = None
-            if options.workers > 1:
+            if settings.workers > 1:
                 ranges = source.key_ranges(
-                    connection, spec, plan, after, options.range_rows, options.parallel_min_rows
+                    connection, spec, plan, after, tuning.range_rows, tuning.parallel_min_rows
                 )
             connection.close()  # the rows are read by worker processes or by a child, never here
             if ranges is not None:
@@ -238,16 +238,16 @@ class Exporter:
                     spec.name,
                     len(ranges),
                     plan.key,
-                    options.workers,
+                    settings.workers,
                 )
                 chunks = parallel.encode_ranges(
                     self._connection_string,
                     ranges,
-                    options.workers,
-                    options.chunk_rows,
+                    settings.workers,
+                    settings.chunk_rows,
                     index,
                     plan.read,
-                    options.formula_guard,
+                    settings.formula_guard,
                 )
                 return columns, driver, chunks
             log.info(
@@ -260,10 +260,10 @@ class Exporter:
                 self._connection_string,
                 plan.query,
                 spec.source_label,
-                options.chunk_rows,
+                settings.chunk_rows,
                 index,
                 plan.read,
-                options.formula_guard,
+                settings.formula_guard,
             )
             rows = isolated.ChildRows(job)
             return columns, driver, rows

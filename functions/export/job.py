@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from functions.blob_io import copy_blob, ensure_container
 from functions.export import drivers
-from functions.export.engine import Exporter, ExportOptions, ProgressCallback, RunReport, TableResult
+from functions.export.engine import Exporter, ExportTuning, ProgressCallback, RunReport, TableResult
 from functions.export.spec import ExportSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
 from functions.settings import Settings
@@ -90,8 +90,8 @@ def check_sources(
 
 def select_specs(settings: Settings, only: Sequence[str] | None) -> tuple[ExportSpec, ...]:
     if not only:
-        return settings.export_tables
-    known = {spec.name: spec for spec in settings.export_tables}
+        return settings.export.tables
+    known = {spec.name: spec for spec in settings.export.tables}
     missing = [name for name in only if name not in known]
     if missing:
         raise UnknownTableError(f"not configured in EXPORT_TABLES: {missing}; configured: {sorted(known)}")
@@ -119,7 +119,7 @@ def run_export(
     export_date: dt.date,
     only: Sequence[str] | None = None,
     on_progress: ProgressCallback | None = None,
-    options: ExportOptions | None = None,
+    tuning: ExportTuning | None = None,
 ) -> RunReport:
     """Export the configured tables (or `only` those) for `export_date`; publish where configured."""
     specs = select_specs(settings, only)
@@ -130,16 +130,12 @@ def run_export(
         # Locally (Azurite) we create what Pulumi provisions in Azure; the cloud identity may not.
         for name in (EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER):
             ensure_container(service.get_container_client(name))
-    options = options or ExportOptions(
-        chunk_rows=settings.export_chunk_rows,
-        formula_guard=settings.export_formula_guard,
-        workers=settings.export_workers,
-    )
-    exporter = Exporter(settings.db_connection_string, exports, options, on_progress)
+    tuning = tuning or ExportTuning()
+    exporter = Exporter(settings.db_connection_string, exports, settings.export, on_progress, tuning=tuning)
     report = exporter.export_all(specs, export_date)
     results = [
-        _published(service, result, export_date, options.retry)
-        if result.ok and result.name in settings.export_publish_tables
+        _published(service, result, export_date, tuning.retry)
+        if result.ok and result.name in settings.export.publish_tables
         else result
         for result in report.results
     ]

@@ -91,3 +91,19 @@ class InvalidSpec(ExportSpec):
     """A configured entry that failed validation; exporting it fails with `reason`, writing nothing."""
 
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How the daily export runs, as the settings contract parsed it (functions/settings).
+
+    No defaults here: every value comes from the settings catalog, so the engine and the app can
+    never disagree about one (tests and benchmarks start from `functions.settings.export_defaults()`).
+    """
+
+    tables: tuple[ExportSpec, ...]
+    schedule: str
+    publish_tables: tuple[str, ...]
+    chunk_rows: int
+    formula_guard: bool
+    workers: int  # 1 = always a single stream

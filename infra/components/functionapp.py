@@ -15,7 +15,7 @@ import pulumi_azure_native.web as web
 
 from infra.components.storage import private_container, secure_account
 from infra.config import AppSettings
-from lake.contract import PACKAGE_CONTAINER, SCORING_SHARDS_QUEUE
+from lake.contract import DATA_LAKE, PACKAGE_CONTAINER
 
 PYTHON_VERSION = "3.11"
 DB_SECRET_NAME = "db-connection-string"  # noqa: S105 (the name, not the value)
@@ -47,7 +47,10 @@ def app_settings(
     host_queue: pulumi.Input[str],
     host_table: pulumi.Input[str],
 ) -> dict:
-    """The settings contract (functions/settings.py) as the cloud sets it.
+    """The settings contract (functions/settings/catalog.py) as the cloud sets it.
+
+    The `Cloud.RESOURCE` entries come from the stack's resources here; the `Cloud.VALUE` entries
+    from the stack's config (`args.settings`); the rest keep the app's defaults.
 
     The host's identity-based connection names all three services, as Microsoft's Flex samples
     do (blob, queue and table service URIs with their three data roles): "Connecting to host
@@ -59,21 +62,14 @@ def app_settings(
         "AzureWebJobsStorage__queueServiceUri": host_queue,
         "AzureWebJobsStorage__tableServiceUri": host_table,
         "AzureWebJobsStorage__credential": "managedidentity",
-        "DataLake__blobServiceUri": args.data_lake_blob_endpoint,
-        "DataLake__queueServiceUri": args.data_lake_queue_endpoint,
-        "DataLake__credential": "managedidentity",
+        f"{DATA_LAKE}__blobServiceUri": args.data_lake_blob_endpoint,
+        f"{DATA_LAKE}__queueServiceUri": args.data_lake_queue_endpoint,
+        f"{DATA_LAKE}__credential": "managedidentity",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": args.app_insights_connection_string,
         "DB_CONNECTION_STRING": pulumi.Output.concat(
             "@Microsoft.KeyVault(SecretUri=", args.vault_uri, "secrets/", DB_SECRET_NAME, "/)"
         ),
-        "EXPORT_TABLES": args.settings.export_tables,
-        "EXPORT_PUBLISH_TABLES": args.settings.export_publish_tables,
-        "EXPORT_SCHEDULE": args.settings.export_schedule,
-        "MODEL_NAME": args.settings.model_name,
-        "MODEL_STAGE": args.settings.model_stage,
-        "SCORING_BLOB_SOURCE": "EventGrid",
-        "SCORING_QUEUE": SCORING_SHARDS_QUEUE,
-        "SCORING_DUPLICATE_IDS": args.settings.scoring_duplicate_ids,
+        **args.settings.values,  # the stack's values of the settings catalog (infra/config.py)
     }
 
 

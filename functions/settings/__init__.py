@@ -1,0 +1,143 @@
+"""The one place that reads the app's environment (app settings in Azure, local.settings.json locally).
+
+Every setting is declared once in `catalog.py` (name, kind, default) and parsed here up front, so a
+missing or malformed setting stops the app at start with a message that names it, instead of
+failing at 02:00 in the middle of an export.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from functions.export.spec import ExportSettings, ExportSpec, SpecError, parse_export_tables
+from functions.settings.catalog import BY_NAME, CATALOG, Setting
+from functions.settings.values import MIB, SettingsError, default_workers, value
+from lake.connection import StorageConnection
+from lake.contract import DATA_LAKE
+
+__all__ = [
+    "CATALOG",
+    "MIB",
+    "ExportSettings",
+    "ScoringSettings",
+    "Settings",
+    "SettingsError",
+    "default_workers",
+    "export_defaults",
+    "get_settings",
+    "load_settings",
+    "scoring_defaults",
+]
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How the blob-triggered batch scoring reads, splits and scores its inputs (no defaults: catalog)."""
+
+    blob_source: str
+    chunk_rows: int
+    max_bytes: int
+    max_record_bytes: int
+    fanout_bytes: int
+    shard_bytes: int
+    queue: str
+    threads: int
+    duplicate_ids: str  # keep | reject_rows | reject_file (docs/scoring.md)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_lake: StorageConnection
+    db_connection_string: str
+    export: ExportSettings
+    model_name: str
+    model_stage: str
+    scoring: ScoringSettings
+
+
+def _read(env: Mapping[str, str], name: str) -> Any:
+    return value(env, BY_NAME[name])
+
+
+def _export_tables(env: Mapping[str, str]) -> tuple[ExportSpec, ...]:
+    queries = _read(env, "EXPORT_QUERIES") or {}
+    if not isinstance(queries, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in queries.items()
+    ):
+        raise SettingsError('setting EXPORT_QUERIES must be a JSON object {"name": "SELECT ..."}')
+    try:
+        return parse_export_tables(_read(env, "EXPORT_TABLES"), queries)
+    except SpecError as exc:
+        raise SettingsError(f"setting EXPORT_TABLES: {exc}") from None
+
+
+def _export(env: Mapping[str, str]) -> ExportSettings:
+    tables = _export_tables(env)
+    publish = _read(env, "EXPORT_PUBLISH_TABLES")
+    unknown = sorted(set(publish) - {spec.name for spec in tables})
+    if unknown:
+        raise SettingsError(
+            f"setting EXPORT_PUBLISH_TABLES names {unknown} which EXPORT_TABLES does not export"
+        )
+    return ExportSettings(
+        tables=tables,
+        schedule=_read(env, "EXPORT_SCHEDULE"),
+        publish_tables=publish,
+        chunk_rows=_read(env, "EXPORT_CHUNK_ROWS"),
+        formula_guard=_read(env, "EXPORT_FORMULA_GUARD"),
+        workers=_read(env, "EXPORT_WORKERS"),
+    )
+
+
+def _scoring(env: Mapping[str, str]) -> ScoringSettings:
+    return ScoringSettings(
+        blob_source=_read(env, "SCORING_BLOB_SOURCE"),
+        chunk_rows=_read(env, "SCORING_CHUNK_ROWS"),
+        max_bytes=_read(env, "SCORING_MAX_BYTES"),
+        max_record_bytes=_read(env, "SCORING_MAX_RECORD_BYTES"),
+        fanout_bytes=_read(env, "SCORING_FANOUT_BYTES"),
+        shard_bytes=_read(env, "SCORING_SHARD_BYTES"),
+        queue=_read(env, "SCORING_QUEUE"),
+        threads=_read(env, "SCORING_THREADS"),
+        duplicate_ids=_read(env, "SCORING_DUPLICATE_IDS"),
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse and validate every setting the app reads; raise SettingsError naming the first bad one."""
+    env = os.environ if env is None else env
+    export = _export(env)
+    return Settings(
+        data_lake=_read(env, DATA_LAKE),
+        db_connection_string=_read(env, "DB_CONNECTION_STRING"),
+        export=export,
+        model_name=_read(env, "MODEL_NAME"),
+        model_stage=_read(env, "MODEL_STAGE"),
+        scoring=_scoring(env),
+    )
+
+
+def export_defaults(**changes: Any) -> ExportSettings:
+    """The export settings with every catalog default (tests and benchmarks change a few)."""
+    return replace(_export({}), **changes)
+
+
+def scoring_defaults(**changes: Any) -> ScoringSettings:
+    """The scoring settings with every catalog default."""
+    return replace(_scoring({}), **changes)
+
+
+def describe(setting: Setting) -> str:
+    """One line for docs and error messages: `NAME (kind, default X): meaning`."""
+    default = "required" if setting.required else f"default {setting.default!r}"
+    return f"{setting.name} ({setting.kind}, {default}): {setting.meaning}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once (call `get_settings.cache_clear()` after changing env)."""
+    return load_settings()

@@ -1,0 +1,254 @@
+"""Every setting of the system: name, type, default, and how each environment gets its value.
+
+The one home of the settings contract. The app parses each setting from here
+(`functions.settings`), the Pulumi program writes the ones a stack sets
+(`infra/components/functionapp.py`, per-stack values from `Pulumi.<stack>.yaml` through
+`stack_key`), the local stack and `functions/local.settings.example.json` are generated from it
+(`devstack/local_settings.py`), and `tests/test_settings_contract.py` keeps all of them in step.
+Adding a setting is one entry here plus the code that uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from lake.contract import DATA_LAKE, SCORING_SHARDS_QUEUE
+from model import DEFAULT_MODEL_NAME
+from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
+from model.registry import STAGES
+
+
+class Kind(StrEnum):
+    """How a setting's text is read (functions/settings/values.py parses each kind)."""
+
+    TEXT = "text"
+    LIST = "list"  # comma-separated names; empty means none
+    JSON = "json"
+    INT = "int"
+    WORKERS = "workers"  # a whole number, or `auto`: one per core, at most 4
+    SIZE = "size"  # bytes: 1048576, 512KiB, 64MB, 10GiB
+    BOOL = "bool"
+    CHOICE = "choice"
+    NCRONTAB = "ncrontab"  # six fields, seconds first, or a TimeSpan hh:mm:ss
+    QUEUE = "queue"  # a storage queue name
+    CONNECTION = "connection"  # a Functions connection prefix: a connection string or `{name}__*` URIs
+
+
+class Reader(StrEnum):
+    APP = "app"  # parsed by functions.settings at start
+    HOST = "host"  # read by the Functions host itself (connections, telemetry, the worker)
+
+
+class Cloud(StrEnum):
+    """How the Pulumi program provides a setting in Azure."""
+
+    DEFAULT = "default"  # not written: the app's default applies in every stack
+    VALUE = "value"  # written: the stack's config (`stack_key`) if set, else `cloud_value`, else the default
+    RESOURCE = "resource"  # written from the stack's resources (endpoints, Key Vault reference, telemetry)
+    PLATFORM = "platform"  # never an app setting in Azure (Flex Consumption sets it from the site config)
+
+
+STACK_NAME = "{stack}"  # a cloud value that stands for the stack's own name (dev, preprod, prod)
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: Kind
+    meaning: str
+    default: str | None = None  # as an app setting's text; None: required, or not read by the app
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+    reader: Reader = Reader.APP
+    cloud: Cloud = Cloud.DEFAULT
+    stack_key: str | None = None  # the Pulumi config key that sets it per stack
+    cloud_value: str | None = None  # what stacks write when their config is silent (else the default)
+    local: str | None = None  # the local stack's value when it differs from the default
+
+    @property
+    def required(self) -> bool:
+        return self.reader is Reader.APP and self.default is None
+
+    def local_value(self) -> str | None:
+        return self.local if self.local is not None else self.default
+
+
+CATALOG: tuple[Setting, ...] = (
+    # -- how the app reaches storage and the database (identity-based in Azure) ------------------
+    Setting(
+        "AzureWebJobsStorage",
+        Kind.CONNECTION,
+        "the Functions host's own storage (timers' locks, blob receipts)",
+        reader=Reader.HOST,
+        cloud=Cloud.RESOURCE,
+        local="UseDevelopmentStorage=true",
+    ),
+    Setting(
+        DATA_LAKE,
+        Kind.CONNECTION,
+        "the data lake account: exports, scoring input and outputs, the model registry",
+        cloud=Cloud.RESOURCE,
+        local="UseDevelopmentStorage=true",
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        Kind.TEXT,
+        "where the host sends logs and metrics (Application Insights)",
+        reader=Reader.HOST,
+        cloud=Cloud.RESOURCE,
+    ),
+    Setting(
+        "DB_CONNECTION_STRING",
+        Kind.TEXT,
+        "the ODBC connection string of the source database",
+        cloud=Cloud.RESOURCE,  # a Key Vault reference to the `db-connection-string` secret
+        local="Driver=SQLite3;Database=../../.local/shop.db;StepAPI=1;",
+    ),
+    # -- the daily export -------------------------------------------------------------------------
+    Setting(
+        "EXPORT_TABLES",
+        Kind.TEXT,
+        "tables (schema.table) or EXPORT_QUERIES names to export, each optionally `:watermark_column`",
+        default="clients,campaign_outcomes:contact_date",
+        cloud=Cloud.VALUE,
+        stack_key="exportTables",
+    ),
+    Setting(
+        "EXPORT_PUBLISH_TABLES",
+        Kind.LIST,
+        "exported tables also copied to scoring-input/ so that the blob trigger scores them",
+        default="",
+        cloud=Cloud.VALUE,
+        stack_key="exportPublishTables",
+        cloud_value="clients",
+        local="clients",
+    ),
+    Setting(
+        "EXPORT_SCHEDULE",
+        Kind.NCRONTAB,
+        "when the export timer fires (NCRONTAB, seconds first; UTC)",
+        default="0 0 2 * * *",
+        cloud=Cloud.VALUE,
+        stack_key="exportSchedule",
+    ),
+    Setting(
+        "MODEL_NAME",
+        Kind.TEXT,
+        "the registered model that scores",
+        default=DEFAULT_MODEL_NAME,
+        cloud=Cloud.VALUE,
+        stack_key="modelName",
+    ),
+    Setting(
+        "MODEL_STAGE",
+        Kind.CHOICE,
+        "which stage's version of the model scores",
+        default="prod",
+        choices=STAGES,
+        cloud=Cloud.VALUE,
+        stack_key="modelStage",
+        cloud_value=STACK_NAME,
+        local="dev",
+    ),
+    # -- batch scoring ----------------------------------------------------------------------------
+    Setting(
+        "SCORING_BLOB_SOURCE",
+        Kind.CHOICE,
+        "how the blob trigger learns of new files (Event Grid in Azure, required on Flex Consumption)",
+        default="EventGrid",
+        choices=("EventGrid", "LogsAndContainerScan"),
+        cloud=Cloud.VALUE,
+        local="LogsAndContainerScan",  # Event Grid does not reach this machine
+    ),
+    Setting(
+        "SCORING_QUEUE",
+        Kind.QUEUE,
+        "the queue of fan-out shards of big scoring files",
+        default=SCORING_SHARDS_QUEUE,
+        cloud=Cloud.VALUE,
+    ),
+    Setting(
+        "SCORING_DUPLICATE_IDS",
+        Kind.CHOICE,
+        "what to do with repeated ids in one scoring file (docs/scoring.md)",
+        default=DEFAULT_DUPLICATE_IDS,
+        choices=DUPLICATE_POLICIES,
+        cloud=Cloud.VALUE,
+        stack_key="scoringDuplicateIds",
+    ),
+    # -- app defaults that no stack changes (set them as app settings to tune one) ---------------
+    Setting(
+        "EXPORT_QUERIES", Kind.JSON, 'named queries {"name": "SELECT ..."} for EXPORT_TABLES', default=""
+    ),
+    Setting(
+        "EXPORT_CHUNK_ROWS",
+        Kind.INT,
+        "rows fetched per round trip",
+        default="10000",
+        minimum=100,
+        maximum=1_000_000,
+    ),
+    Setting(
+        "EXPORT_FORMULA_GUARD",
+        Kind.BOOL,
+        "prefix text cells that start with = + - @ so spreadsheets do not run them",
+        default="false",
+    ),
+    Setting(
+        "EXPORT_WORKERS",
+        Kind.WORKERS,
+        "worker processes for big exports",
+        default=AUTO,
+        minimum=1,
+        maximum=32,
+    ),
+    Setting(
+        "SCORING_CHUNK_ROWS",
+        Kind.INT,
+        "rows scored per chunk (~120 MB of transient memory per 50,000 bank rows)",
+        default="50000",
+        minimum=10,
+        maximum=1_000_000,
+    ),
+    Setting("SCORING_MAX_BYTES", Kind.SIZE, "the largest scoring file accepted", default="10GiB"),
+    Setting("SCORING_MAX_RECORD_BYTES", Kind.SIZE, "the longest row accepted", default="1MiB"),
+    Setting(
+        "SCORING_FANOUT_BYTES", Kind.SIZE, "files larger than this are split into shards", default="256MiB"
+    ),
+    Setting("SCORING_SHARD_BYTES", Kind.SIZE, "the size of one shard", default="64MiB"),
+    Setting(
+        "SCORING_THREADS",
+        Kind.WORKERS,
+        "ONNX Runtime threads per scoring call",
+        default=AUTO,
+        minimum=1,
+        maximum=32,
+    ),
+    # -- the Functions host, locally --------------------------------------------------------------
+    Setting(
+        "FUNCTIONS_WORKER_RUNTIME",
+        Kind.TEXT,
+        "the language worker (on Flex Consumption it comes from the site's runtime, not a setting)",
+        reader=Reader.HOST,
+        cloud=Cloud.PLATFORM,
+        local="python",
+    ),
+    Setting(
+        "AzureWebJobsFeatureFlags",
+        Kind.TEXT,
+        "host feature flags for `func start` (worker indexing of the v2 programming model)",
+        reader=Reader.HOST,
+        cloud=Cloud.PLATFORM,
+        local="EnableWorkerIndexing",
+    ),
+)
+
+BY_NAME = {setting.name: setting for setting in CATALOG}
+
+
+def setting(name: str) -> Setting:
+    """The catalog entry of `name` (KeyError names the unknown setting)."""
+    return BY_NAME[name]
