@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devstack.local_settings import LOCAL_DIR
-from lake.contract import MONITORING_CONTAINER, PREDICTIONS_CONTAINER
+from lake.contract import MONITORING_CONTAINER, PREDICTIONS_CONTAINER, SCORING_INPUT_CONTAINER
 from lake.paths import MANIFEST_FILE, published_name
 
 TOP = 10
@@ -71,7 +71,9 @@ def summarize(service: BlobServiceClient, export_date: dt.date, console: Console
     name = published_name("clients", export_date).removesuffix(".csv")
     manifest = _newest_manifest(service, name)
     if manifest is None:
-        console.print(f"[yellow]no predictions for scoring-input/{name}.csv yet[/] (see the runbook)")
+        console.print(
+            f"[yellow]no predictions for {SCORING_INPUT_CONTAINER}/{name}.csv yet[/] (see the runbook)"
+        )
         return None
     work = LOCAL_DIR / "demo" / export_date.isoformat()
     work.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def summarize(service: BlobServiceClient, export_date: dt.date, console: Console
     _plot(histogram, model["threshold"], f"{name}: {rows['scored']:,} clients scored", plot)
     report = work / "report.md"
     lines = [
-        f"# Scoring report: scoring-input/{name}.csv",
+        f"# Scoring report: {SCORING_INPUT_CONTAINER}/{name}.csv",
         "",
         summary + ".",
         "",

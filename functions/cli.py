@@ -19,6 +19,7 @@ from rich.table import Table
 from functions.export.engine import RunReport
 from functions.export.job import SourceUnavailableError, UnknownTableError, run_export, select_specs
 from functions.settings import SettingsError, load_settings
+from lake.contract import EXPORTS_CONTAINER
 
 
 def _date(text: str) -> dt.date:
@@ -42,7 +43,7 @@ def summary_table(report: RunReport) -> Table:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for r in report.results:
         status = "[green]ok[/]" if r.ok else "[red]failed[/]"
-        detail = f"exports/{r.csv_path}" if r.ok else (r.error or "")
+        detail = f"{EXPORTS_CONTAINER}/{r.csv_path}" if r.ok else (r.error or "")
         table.add_row(
             r.name,
             status,

@@ -17,7 +17,7 @@ from functions.export.job import SourceUnavailableError, run_export
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
 from functions.settings import get_settings
-from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER
+from lake.contract import DATA_LAKE, EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 
 # Fail at start, naming the bad setting, rather than at the first 02:00 run.
 settings = get_settings()
@@ -47,11 +47,12 @@ def daily_export(timer: func.TimerRequest) -> None:
     for result in report.results:
         if result.ok:
             log.info(
-                "exported %s: %d rows, %d bytes, %.1fs -> exports/%s",
+                "exported %s: %d rows, %d bytes, %.1fs -> %s/%s",
                 result.name,
                 result.rows,
                 result.bytes,
                 result.seconds,
+                EXPORTS_CONTAINER,
                 result.csv_path,
             )
     if not report.ok:

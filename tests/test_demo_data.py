@@ -14,17 +14,8 @@ from pathlib import Path
 import pyodbc
 import pytest
 
-from devstack.demo_data import (
-    BANK_CSV,
-    CLIENT_COLUMNS,
-    CSV_HEADER,
-    OUTCOME_COLUMNS,
-    BankRow,
-    load_demo_database,
-    main,
-    read_bank_rows,
-    sqlite_connection_string,
-)
+from devstack.bank_rows import BANK_CSV, CLIENT_COLUMNS, CSV_HEADER, OUTCOME_COLUMNS, BankRow, read_bank_rows
+from devstack.demo_data import load_demo_database, main, sqlite_connection_string
 from devstack.postgres import PostgresCluster, PostgresUnavailableError, find_pg_bin, start_cluster
 
 # fmt: off

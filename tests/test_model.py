@@ -182,7 +182,7 @@ def test_serving_import_does_not_import_sklearn():
 
 
 def test_training_from_exports_of_clients_and_outcomes(tmp_path, bank):
-    from devstack.demo_data import CLIENT_COLUMNS, OUTCOME_COLUMNS, read_bank_rows
+    from devstack.bank_rows import CLIENT_COLUMNS, OUTCOME_COLUMNS, read_bank_rows
 
     rows = [row for _, row in zip(range(3000), read_bank_rows(BANK), strict=False)]
     pd.DataFrame([r.client_values() for r in rows], columns=CLIENT_COLUMNS).to_csv(

@@ -105,12 +105,12 @@ def publish_for_scoring(service: BlobServiceClient, csv_path: str, sha256: str, 
     """
     target = service.get_blob_client(SCORING_INPUT_CONTAINER, target_name)
     if target.exists() and (target.get_blob_properties().metadata or {}).get("sha256") == sha256:
-        log.info("scoring-input/%s is already published with the same content", target_name)
+        log.info("%s/%s is already published with the same content", SCORING_INPUT_CONTAINER, target_name)
         return False
     source = service.get_blob_client(EXPORTS_CONTAINER, csv_path)
-    metadata = {"sha256": sha256, "source": f"exports/{csv_path}"}
+    metadata = {"sha256": sha256, "source": f"{EXPORTS_CONTAINER}/{csv_path}"}
     copy_blob(source, target, CSV_CONTENT_TYPE, metadata, expect_sha256=sha256)
-    log.info("published exports/%s -> scoring-input/%s", csv_path, target_name)
+    log.info("published %s/%s -> %s/%s", EXPORTS_CONTAINER, csv_path, SCORING_INPUT_CONTAINER, target_name)
     return True
 
 
