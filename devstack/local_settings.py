@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from devstack import azurite
 from devstack.demo_data import sqlite_connection_string
-from functions.settings.catalog import CATALOG
+from functions.settings.catalog import CATALOG, STACK_NAME, Cloud, Kind, Setting
 from lake.contract import DATA_LAKE
 
 if TYPE_CHECKING:
@@ -79,7 +79,66 @@ def trigger_host(settings: Mapping[str, str] | None = None) -> TriggerHost:
 
 
 EXAMPLE = REPO_ROOT / "functions" / "local.settings.example.json"
+SETTINGS_DOC = REPO_ROOT / "docs" / "settings.md"
+_IN_AZURE = {
+    Cloud.RESOURCE: "from the stack's resources",
+    Cloud.DEFAULT: "the default",
+    Cloud.PLATFORM: "not an app setting (the site's runtime)",
+}
 
-if __name__ == "__main__":  # python -m devstack.local_settings: regenerate the example file
+
+def _kind(setting: Setting) -> str:
+    if setting.choices:
+        return " \\| ".join(f"`{choice}`" for choice in setting.choices)
+    if setting.minimum is not None:
+        auto = "`auto` or " if setting.kind is Kind.WORKERS else ""
+        return f"{auto}{setting.minimum}..{setting.maximum:,}"
+    return setting.kind.value
+
+
+def _in_azure(setting: Setting) -> str:
+    if setting.cloud is not Cloud.VALUE:
+        return _IN_AZURE[setting.cloud]
+    value = setting.cloud_value if setting.cloud_value is not None else setting.default
+    shown = "the stack's name" if value == STACK_NAME else f"`{value}`"
+    return f"config `{setting.stack_key}`, else {shown}" if setting.stack_key else shown
+
+
+def settings_document() -> str:
+    """`docs/settings.md`: every setting of the catalog, as a table (generated; a test checks it)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `functions/settings/catalog.py` by `python -m devstack.local_settings`; do not",
+        "edit by hand. The app reads the `app` settings at start and stops, naming the setting, when one",
+        "is missing or malformed; the Functions host reads the `host` ones. In Azure each stack writes",
+        "its values from `Pulumi.<stack>.yaml` (the config keys below, [deploy.md](deploy.md)); locally,",
+        "`python -m devstack` uses the local column, and anything set in the environment wins. `auto`",
+        "means one per core, at most 4.",
+        "",
+        "| setting | read by | type | meaning | default | in Azure | locally |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for setting in CATALOG:
+        shown_default = {None: "", "": "none"}.get(setting.default, f"`{setting.default}`")
+        default = "required" if setting.required else shown_default
+        local = setting.local_value()
+        shown_local = {"AzureWebJobsStorage": "Azurite", DATA_LAKE: "Azurite"}.get(setting.name) or (
+            "`.local/shop.db` (SQLite)"
+            if setting.name == "DB_CONNECTION_STRING"
+            else (f"`{local}`" if local else "")
+        )
+        cells = [
+            f"`{setting.name}`",
+            setting.reader.value,
+            _kind(setting),
+            setting.meaning.replace("|", "\\|"),
+        ]
+        lines.append("| " + " | ".join([*cells, default, _in_azure(setting), shown_local]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m devstack.local_settings: regenerate the two generated files
     EXAMPLE.write_text(example_document())
-    print(f"wrote {EXAMPLE.relative_to(REPO_ROOT)}")
+    SETTINGS_DOC.write_text(settings_document())
+    print(f"wrote {EXAMPLE.relative_to(REPO_ROOT)} and {SETTINGS_DOC.relative_to(REPO_ROOT)}")

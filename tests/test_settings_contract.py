@@ -15,7 +15,14 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import pytest
 
-from devstack.local_settings import EXAMPLE, catalog_values, defaults, example_document
+from devstack.local_settings import (
+    EXAMPLE,
+    SETTINGS_DOC,
+    catalog_values,
+    defaults,
+    example_document,
+    settings_document,
+)
 from functions.settings import load_settings
 from functions.settings.catalog import BY_NAME, CATALOG, STACK_NAME, Cloud, Kind, Reader, Setting
 from functions.settings.values import parse
@@ -176,6 +183,7 @@ def test_one_value_per_setting_and_place() -> None:
     assert disagreeing_defaults(places, local) == []
     assert set(example) == set(catalog_values()) == set(defaults())
     assert EXAMPLE.read_text() == example_document(), "regenerate: python -m devstack.local_settings"
+    assert SETTINGS_DOC.read_text() == settings_document(), "regenerate: python -m devstack.local_settings"
     for environment in STACKS:
         expected = {s.name: catalog_stack_value(s, environment) for s in config.STACK_SETTINGS}
         silent = config.app_settings_for(environment, {}).values

@@ -111,7 +111,8 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "EXPORT_TABLES",
         Kind.TEXT,
-        "tables (schema.table) or EXPORT_QUERIES names to export, each optionally `:watermark_column`",
+        "`table`, `schema.table` or a named query, comma-separated; "
+        "`name:column` makes it incremental on that watermark column",
         default="clients,campaign_outcomes:contact_date",
         cloud=Cloud.VALUE,
         stack_key="exportTables",
@@ -119,7 +120,7 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "EXPORT_PUBLISH_TABLES",
         Kind.LIST,
-        "exported tables also copied to scoring-input/ so that the blob trigger scores them",
+        "tables whose daily export is also copied to `scoring-input/{table}-{date}.csv` for the blob trigger",
         default="",
         cloud=Cloud.VALUE,
         stack_key="exportPublishTables",
@@ -129,7 +130,7 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "EXPORT_SCHEDULE",
         Kind.NCRONTAB,
-        "when the export timer fires (NCRONTAB, seconds first; UTC)",
+        "when the export timer fires: NCRONTAB with seconds (UTC)",
         default="0 0 2 * * *",
         cloud=Cloud.VALUE,
         stack_key="exportSchedule",
@@ -145,7 +146,7 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "MODEL_STAGE",
         Kind.CHOICE,
-        "which stage's version of the model scores",
+        "which stage of the registered model scores; re-read for every input",
         default="prod",
         choices=STAGES,
         cloud=Cloud.VALUE,
@@ -157,7 +158,7 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "SCORING_BLOB_SOURCE",
         Kind.CHOICE,
-        "how the blob trigger learns of new files (Event Grid in Azure, required on Flex Consumption)",
+        "`EventGrid` (Azure; Flex Consumption needs it) or `LogsAndContainerScan` (polling)",
         default="EventGrid",
         choices=("EventGrid", "LogsAndContainerScan"),
         cloud=Cloud.VALUE,
@@ -166,14 +167,15 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "SCORING_QUEUE",
         Kind.QUEUE,
-        "the queue of fan-out shards of big scoring files",
+        "the queue of the shards of a fanned-out scoring file",
         default=SCORING_SHARDS_QUEUE,
         cloud=Cloud.VALUE,
     ),
     Setting(
         "SCORING_DUPLICATE_IDS",
         Kind.CHOICE,
-        "what to do with repeated ids in one scoring file (docs/scoring.md)",
+        "a `client_id` that repeats: `keep` (scored, counted in the manifest), "
+        "`reject_rows` (later ones rejected), `reject_file`",
         default=DEFAULT_DUPLICATE_IDS,
         choices=DUPLICATE_POLICIES,
         cloud=Cloud.VALUE,
@@ -181,7 +183,10 @@ CATALOG: tuple[Setting, ...] = (
     ),
     # -- app defaults that no stack changes (set them as app settings to tune one) ---------------
     Setting(
-        "EXPORT_QUERIES", Kind.JSON, 'named queries {"name": "SELECT ..."} for EXPORT_TABLES', default=""
+        "EXPORT_QUERIES",
+        Kind.JSON,
+        'named queries for EXPORT_TABLES, a JSON object {"active_clients": "SELECT ... WHERE ..."}',
+        default="",
     ),
     Setting(
         "EXPORT_CHUNK_ROWS",
@@ -194,13 +199,13 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "EXPORT_FORMULA_GUARD",
         Kind.BOOL,
-        "prefix text cells that start with = + - @ so spreadsheets do not run them",
+        "prefix string cells starting with `= + - @` with `'` (spreadsheet formula injection)",
         default="false",
     ),
     Setting(
         "EXPORT_WORKERS",
         Kind.WORKERS,
-        "worker processes for big exports",
+        "worker processes for big tables (key ranges read in parallel, output identical); `1` = one stream",
         default=AUTO,
         minimum=1,
         maximum=32,
@@ -208,21 +213,24 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "SCORING_CHUNK_ROWS",
         Kind.INT,
-        "rows scored per chunk (~120 MB of transient memory per 50,000 bank rows)",
+        "rows parsed and scored at a time (~120 MB of transient memory per 50,000 bank rows)",
         default="50000",
         minimum=10,
         maximum=1_000_000,
     ),
-    Setting("SCORING_MAX_BYTES", Kind.SIZE, "the largest scoring file accepted", default="10GiB"),
-    Setting("SCORING_MAX_RECORD_BYTES", Kind.SIZE, "the longest row accepted", default="1MiB"),
+    Setting("SCORING_MAX_BYTES", Kind.SIZE, "bigger scoring files are refused", default="10GiB"),
+    Setting("SCORING_MAX_RECORD_BYTES", Kind.SIZE, "longer rows are refused", default="1MiB"),
     Setting(
-        "SCORING_FANOUT_BYTES", Kind.SIZE, "files larger than this are split into shards", default="256MiB"
+        "SCORING_FANOUT_BYTES",
+        Kind.SIZE,
+        "bigger files are split into shards, scored in parallel from SCORING_QUEUE",
+        default="256MiB",
     ),
-    Setting("SCORING_SHARD_BYTES", Kind.SIZE, "the size of one shard", default="64MiB"),
+    Setting("SCORING_SHARD_BYTES", Kind.SIZE, "the size of a shard, about", default="64MiB"),
     Setting(
         "SCORING_THREADS",
         Kind.WORKERS,
-        "ONNX Runtime threads per scoring call",
+        "ONNX Runtime threads per invocation",
         default=AUTO,
         minimum=1,
         maximum=32,
