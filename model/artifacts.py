@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 MODEL_FILE = "model.onnx"
@@ -58,3 +58,38 @@ def verify(name: str, data: bytes, metadata: dict[str, Any]) -> None:
         raise IntegrityError(
             f"{name} sha256 {actual[:16]}… does not match metadata {expected[:16]}…: refusing it"
         )
+
+
+def check_artifact_name(path: str) -> str:
+    """Artifact names come from metadata.json: never let one escape the version folder."""
+    parts = PurePosixPath(path).parts
+    if path.startswith("/") or "\\" in path or not parts or any(p in {"", ".", ".."} for p in parts):
+        raise IntegrityError(f"artifact path {path!r} in metadata.json is not a plain relative path")
+    if path == METADATA_FILE:
+        raise IntegrityError("metadata.json cannot list itself among its artifacts")
+    return path
+
+
+def verified_files(folder: Path, metadata: dict[str, Any]) -> dict[str, bytes]:
+    """Every artifact's bytes, model.onnx first, once the folder is known to be exactly what
+    metadata.json records (no file missing, none unrecorded) and every file matches its sha256."""
+    recorded = {check_artifact_name(p) for p in metadata.get("artifacts") or {}}
+    present = set(artifact_files(folder))
+    if MODEL_FILE not in recorded:
+        raise IntegrityError(
+            f"{folder}/{METADATA_FILE} records no sha256 for {MODEL_FILE}: not a model folder"
+        )
+    if recorded - present:
+        missing = sorted(recorded - present)
+        raise IntegrityError(f"{folder} is missing {missing}, listed in {METADATA_FILE}")
+    if present - recorded:
+        raise IntegrityError(
+            f"{folder} has files not recorded in {METADATA_FILE}: {sorted(present - recorded)}; "
+            "re-run training (or remove them) so every registered file is covered by a sha256"
+        )
+    files = {}
+    for relative in [MODEL_FILE, *sorted(recorded - {MODEL_FILE})]:
+        data = (folder / relative).read_bytes()
+        verify(relative, data, metadata)
+        files[relative] = data
+    return files

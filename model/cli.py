@@ -8,11 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
+from model.registry import GATE_METRICS, KEY_METRICS, STAGES
 
 log = logging.getLogger("model")
 DEFAULT_REGISTRY = ".local/registry"
-STAGES = ("dev", "preprod", "prod")
 
 
 def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -117,7 +118,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in [args.name] if args.name else registry.models():
         print(name)
         for info in registry.versions(name):
-            metrics = "  ".join(f"{k} {v:.3f}" for k, v in info.metrics.items() if k in ("roc_auc", "pr_auc"))
+            metrics = "  ".join(f"{k} {v:.3f}" for k, v in info.metrics.items() if k in KEY_METRICS)
             stages = f"  [{', '.join(info.stages)}]" if info.stages else ""
             print(f"  v{info.version:<4} {info.registered_at or '?':<26} {metrics}{stages}")
     return 0
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--outcomes", type=Path, help="campaign_outcomes export to join with --data on client_id"
     )
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
-    train.add_argument("--name", default="bank-marketing")
+    train.add_argument("--name", default=DEFAULT_MODEL_NAME)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--validation-fraction", type=float, default=0.2, help="most recent share of rows")
     train.add_argument("--candidates", default="logreg,hgb,rf")
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register = commands.add_parser("register", help="store a model folder as the next immutable version")
     register.add_argument("folder", type=Path)
-    register.add_argument("--name", default="bank-marketing")
+    register.add_argument("--name", default=DEFAULT_MODEL_NAME)
     register.set_defaults(run=cmd_register)
 
     listing = commands.add_parser("list", help="models and versions, with their stages")
@@ -234,17 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("version")
     promote.add_argument("stage", choices=STAGES)
-    promote.add_argument("--name", default="bank-marketing")
+    promote.add_argument("--name", default=DEFAULT_MODEL_NAME)
     promote.add_argument("--data", type=Path, help="labelled CSV whose most recent rows gate the promotion")
     promote.add_argument("--recent-fraction", type=float, default=0.2)
-    promote.add_argument("--metric", choices=("pr_auc", "roc_auc"), default="pr_auc")
+    promote.add_argument("--metric", choices=GATE_METRICS, default="pr_auc")
     promote.add_argument("--tolerance", type=float, default=0.01)
     promote.add_argument("--reason", help="override the order and the gate; recorded with the promotion")
     promote.set_defaults(run=cmd_promote)
 
     rollback = commands.add_parser("rollback", help="point a stage back at its previous version")
     rollback.add_argument("stage", choices=STAGES)
-    rollback.add_argument("--name", default="bank-marketing")
+    rollback.add_argument("--name", default=DEFAULT_MODEL_NAME)
     rollback.add_argument("--reason", required=True)
     rollback.set_defaults(run=cmd_rollback)
     return parser

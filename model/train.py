@@ -23,15 +23,14 @@ from sklearn.inspection import permutation_importance
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
-from model import artifacts, evaluate, report
+from model import DEFAULT_MODEL_NAME, artifacts, evaluate, report
 from model.data import load_labelled
 from model.features import CANDIDATES
-from model.onnx_export import PARITY_TOLERANCE, convert_checked
+from model.onnx_export import PARITY_TOLERANCE, TARGET_OPSET, convert_checked
 from model.reference import build_reference
 from model.schema import FEATURE_SETS, NUMERIC, TARGET, InputSchema, prepare_features
 
 log = logging.getLogger(__name__)
-DEFAULT_NAME = "bank-marketing"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class TrainConfig:
     data: Path
     out: Path
     outcomes: Path | None = None
-    name: str = DEFAULT_NAME
+    name: str = DEFAULT_MODEL_NAME
     seed: int = 42
     validation_fraction: float = 0.2
     candidates: tuple[str, ...] = ("logreg", "hgb", "rf")
@@ -229,7 +228,7 @@ def train(config: TrainConfig) -> TrainOutcome:
             "parity_max_abs_diff": parity,
             "tolerance": PARITY_TOLERANCE,
             "rows": len(x_valid),
-            "opset": 17,
+            "opset": TARGET_OPSET,
         },
         "schema": schema.to_dict(),
         "training_data": {

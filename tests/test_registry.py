@@ -1,8 +1,8 @@
-"""The model registry on real storage: a local folder and blob storage on a real Azurite.
+"""The model registry's versions on real storage (a local folder and blob storage on a real Azurite):
+the stored layout, registration, reading checked artifacts, the stores' guarantees, the wiring.
 
-Model folders come from two tiny logistic regressions converted to ONNX (tests/model_fixtures.py):
-a "good" one and a deliberately "bad" one fitted on shuffled labels, so the promotion gate has a
-real, large difference to detect on the same held-out rows.
+Model folders come from two tiny logistic regressions converted to ONNX (tests/model_fixtures.py),
+a "good" one and a "bad" one. Stage pointers (order, gate, rollback): tests/test_registry_stages.py.
 """
 
 from __future__ import annotations
@@ -21,16 +21,19 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from devstack.azurite import Azurite
+from functions.scoring.models import ModelSource
 from model.artifacts import METADATA_FILE, IntegrityError, artifact_files
 from model.registry import (
+    STAGES,
     AlreadyExistsError,
     BlobStore,
     ConcurrentUpdateError,
     FolderStore,
+    MissingArtifactError,
     NotFoundError,
-    PromotionRefused,
     Registry,
     RegistryError,
+    layout,
     open_registry,
 )
 from model.serving import load_folder
@@ -38,16 +41,12 @@ from tests.model_fixtures import NAME, Models
 from tests.support import REPO
 
 
-@pytest.fixture(autouse=True)
-def _known_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("USER", "tester")  # the default actor of stage records
-
-
 @dataclass
 class Backend:
     kind: str
     registry: Registry
     tamper: Callable[[str, bytes], None]  # writes behind the registry's back, as an attacker would
+    remove: Callable[[str], None]  # deletes behind its back, as a careless cleanup would
 
 
 @pytest.fixture(params=["folder", "blob"])
@@ -58,7 +57,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         def tamper_file(path: str, data: bytes) -> None:
             (root / path).write_bytes(data)
 
-        return Backend("folder", Registry(FolderStore(root)), tamper_file)
+        def remove_file(path: str) -> None:
+            (root / path).unlink()
+
+        return Backend("folder", Registry(FolderStore(root)), tamper_file, remove_file)
     service: BlobServiceClient = request.getfixturevalue("blob_service")
     container = service.get_container_client(f"models-{uuid.uuid4().hex[:12]}")
     store = BlobStore(container, ensure=True)
@@ -66,7 +68,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     def tamper_blob(path: str, data: bytes) -> None:
         container.upload_blob(path, data, overwrite=True)
 
-    return Backend("blob", Registry(store), tamper_blob)
+    return Backend("blob", Registry(store), tamper_blob, container.delete_blob)
 
 
 @pytest.fixture
@@ -74,15 +76,16 @@ def registry(backend: Backend) -> Registry:
     return backend.registry
 
 
-def _stage_file(registry: Registry, stage: str) -> dict:
-    raw = registry.store.read(f"{NAME}/stages/{stage}.json")
-    assert raw is not None
-    return json.loads(raw)
-
-
-def _to_prod(registry: Registry, version: str, **gate: object) -> None:
-    for stage in ("dev", "preprod", "prod"):
-        registry.promote(NAME, version, stage, **gate)  # type: ignore[arg-type]
+def test_stored_layout_is_the_documented_one() -> None:
+    # Registries in Azure already hold these paths: the layout is a contract, spelled out here.
+    assert STAGES == ("dev", "preprod", "prod")
+    assert layout.version_file(NAME, "3", "plots/roc.png") == f"{NAME}/3/plots/roc.png"
+    assert layout.stage_file(NAME, "prod") == f"{NAME}/stages/prod.json"
+    assert layout.parse_version_file(f"{NAME}/12/plots/roc.png") == (NAME, 12, "plots/roc.png")
+    assert layout.parse_version_file(f"{NAME}/stages/dev.json") is None
+    assert [layout.stage_before(s) for s in STAGES] == [None, "dev", "preprod"]
+    with pytest.raises(RegistryError, match="not allowed"):
+        layout.check_name("stages")
 
 
 # ------------------------------------------------------------------------------------- registration
@@ -182,6 +185,41 @@ def test_tampered_stored_model_is_refused_at_load_and_download(
         registry.download(NAME, "1", tmp_path / "copy")
 
 
+def test_read_artifact_returns_the_checked_bytes_of_a_version(backend: Backend, models: Models) -> None:
+    registry = backend.registry
+    registry.register(models.good)
+    registry.promote(NAME, "1", "dev")
+    for file in ("reference.json", "plots/roc.png", "model.onnx"):
+        assert registry.read_artifact(NAME, "1", file) == (models.good / file).read_bytes()
+    card = (models.good / "model_card.md").read_bytes()
+    assert registry.read_artifact(NAME, "dev", "model_card.md") == card
+    with pytest.raises(NotFoundError, match=r"no artifact 'notes\.txt'; artifacts: model\.onnx, model_card"):
+        registry.read_artifact(NAME, "1", "notes.txt")
+    with pytest.raises(NotFoundError, match="no version '9'"):
+        registry.read_artifact(NAME, "9", "reference.json")
+
+    reference = f"{NAME}/1/reference.json"
+    backend.tamper(reference, b"{}")
+    with pytest.raises(IntegrityError, match=r"reference\.json sha256 .* does not match"):
+        registry.read_artifact(NAME, "1", "reference.json")
+    backend.remove(reference)
+    with pytest.raises(MissingArtifactError, match=r"version 1 of .* is missing reference\.json") as missing:
+        registry.read_artifact(NAME, "1", "reference.json")
+    assert isinstance(missing.value, IntegrityError)  # a damaged version, as load and download say
+
+
+def test_scoring_reads_the_reference_through_the_checked_read(backend: Backend, models: Models) -> None:
+    registry = backend.registry
+    registry.register(models.good)
+    reference = json.loads((models.good / "reference.json").read_text())
+    assert ModelSource(registry, NAME, "dev", 1).version("1").reference == reference
+    backend.tamper(f"{NAME}/1/reference.json", b"{}")
+    with pytest.raises(IntegrityError, match="does not match"):
+        ModelSource(registry, NAME, "dev", 1).version("1")
+    backend.remove(f"{NAME}/1/reference.json")  # recorded but not stored: scored without drift, as ever
+    assert ModelSource(registry, NAME, "dev", 1).version("1").reference == {}
+
+
 # ------------------------------------------------------------------------------------- reading
 
 
@@ -229,134 +267,6 @@ def test_listing_marks_stages_and_metrics(registry: Registry, models: Models) ->
     assert versions[0].registered_at is not None
 
 
-# ------------------------------------------------------------------------------------- promotion
-
-
-def test_stage_order_is_enforced(registry: Registry, models: Models) -> None:
-    registry.register(models.good)
-    with pytest.raises(PromotionRefused, match=r"dev -> preprod -> prod.*dev serves nothing"):
-        registry.promote(NAME, "1", "preprod")
-    with pytest.raises(PromotionRefused, match=r"preprod serves nothing.*override_reason"):
-        registry.promote(NAME, "1", "prod")
-    assert registry.promote(NAME, "1", "dev")["actor"] == "tester"  # $USER when no actor is given
-    with pytest.raises(PromotionRefused, match="preprod serves nothing"):
-        registry.promote(NAME, "1", "prod")
-    registry.promote(NAME, "1", "preprod")
-    record = registry.promote(NAME, "1", "prod", actor="alice")
-    assert (record["version"], record["actor"], record["gate"], record["override"]) == (
-        "1",
-        "alice",
-        None,
-        None,
-    )
-    assert record["previous"] is None and record["history"] == []
-    assert record == _stage_file(registry, "prod")
-    assert registry.promote(NAME, "1", "prod") == record  # already there: nothing changes
-
-    registry.register(models.good)
-    with pytest.raises(PromotionRefused, match="preprod serves 1, not 2"):
-        registry.promote(NAME, "2", "prod")
-    with pytest.raises(NotFoundError, match="no version '7'"):
-        registry.promote(NAME, "7", "dev")
-
-
-def test_gate_refuses_worse_challenger_on_the_same_rows(registry: Registry, models: Models) -> None:
-    registry.register(models.good)
-    registry.register(models.bad)
-    _to_prod(registry, "1")
-    before = _stage_file(registry, "dev")
-    with pytest.raises(PromotionRefused, match=r"serves version 1.*needs gate_data.*override_reason"):
-        registry.promote(NAME, "2", "dev")
-    with pytest.raises(PromotionRefused) as refused:
-        registry.promote(NAME, "2", "dev", gate_data=models.gate)
-    gate = refused.value.gate
-    assert gate is not None and gate["rows"] == 2000 and not gate["passed"]
-    assert gate["challenger"] < gate["champion"] - 0.01
-    message = str(refused.value)
-    for text in (f"{gate['challenger']:.4f}", f"{gate['champion']:.4f}", "tolerance 0.01", "override_reason"):
-        assert text in message
-    assert _stage_file(registry, "dev") == before  # nothing written
-
-    with pytest.raises(PromotionRefused, match="roc_auc"):
-        registry.promote(NAME, "2", "dev", gate_data=models.gate, metric="roc_auc")
-
-
-def test_gate_accepts_better_challenger_and_records_it(registry: Registry, models: Models) -> None:
-    registry.register(models.bad)
-    registry.register(models.good)
-    _to_prod(registry, "1")
-    gate_data = models.gate.assign(y=(models.gate["y"] == "yes").astype(int))  # 0/1 labels work too
-    record = registry.promote(NAME, "2", "dev", gate_data=gate_data, actor="bob")
-    gate = record["gate"]
-    assert (
-        gate["passed"] and gate["metric"] == "pr_auc" and gate["rows"] == 2000 and gate["tolerance"] == 0.01
-    )
-    assert gate["challenger"] > gate["champion"]
-    assert (record["version"], record["previous"], record["override"]) == ("2", "1", None)
-    assert [h["version"] for h in record["history"]] == ["1"]
-    assert record == _stage_file(registry, "dev")
-    assert registry.promote(NAME, "2", "preprod", gate_data=models.gate)["gate"]["passed"]
-
-
-def test_override_skips_order_and_gate_and_is_recorded(registry: Registry, models: Models) -> None:
-    registry.register(models.good)
-    registry.register(models.bad)
-    _to_prod(registry, "1")
-    with pytest.raises(RegistryError, match="must say why"):
-        registry.promote(NAME, "2", "prod", override_reason="  ")
-    record = registry.promote(NAME, "2", "prod", override_reason="incident 42: hotfix", actor="carol")
-    stored = _stage_file(registry, "prod")
-    assert stored == record
-    assert stored["override"] == {"reason": "incident 42: hotfix"}
-    assert (stored["version"], stored["previous"], stored["gate"], stored["actor"]) == (
-        "2",
-        "1",
-        None,
-        "carol",
-    )
-    assert stored["history"][-1]["version"] == "1"
-
-
-def test_rollback_restores_previous_and_records_history(registry: Registry, models: Models) -> None:
-    registry.register(models.bad)
-    registry.register(models.good)
-    registry.promote(NAME, "1", "dev")
-    with pytest.raises(RegistryError, match="no previous version"):
-        registry.rollback(NAME, "dev", reason="nothing to undo")
-    with pytest.raises(NotFoundError, match="points at no version"):
-        registry.rollback(NAME, "prod", reason="x")
-    registry.promote(NAME, "2", "dev", gate_data=models.gate)
-
-    record = registry.rollback(NAME, "dev", actor="dave", reason="latency regression")
-    assert (record["version"], record["kind"], record["reason"], record["actor"]) == (
-        "1", "rollback", "latency regression", "dave",
-    )  # fmt: skip
-    assert record["previous"] == "2"
-    assert [(h["version"], h["kind"]) for h in record["history"]] == [("1", "promote"), ("2", "promote")]
-    assert _stage_file(registry, "dev") == record
-    assert registry.load(NAME, "dev").version == "1"
-    # Rolling back the rollback returns to 2; the rollback itself is now in the history.
-    again = registry.rollback(NAME, "dev", reason="false alarm")
-    assert again["version"] == "2"
-    assert again["history"][-1]["kind"] == "rollback"
-    assert again["history"][-1]["reason"] == "latency regression"
-
-
-def test_history_is_capped(registry: Registry, models: Models) -> None:
-    registry.register(models.good)
-    registry.register(models.good)
-    for i in range(27):
-        registry.promote(NAME, str(1 + i % 2), "dev", override_reason=f"flip {i}")
-    history = _stage_file(registry, "dev")["history"]
-    assert len(history) == 26
-    for i in range(27, 56):
-        registry.promote(NAME, str(1 + i % 2), "dev", override_reason=f"flip {i}")
-    history = _stage_file(registry, "dev")["history"]
-    assert len(history) == 50
-    assert history[-1]["override"]["reason"] == "flip 54" and history[0]["override"]["reason"] == "flip 5"
-    assert all("history" not in h for h in history)
-
-
 # ------------------------------------------------------------------------------------- concurrency
 
 
@@ -372,27 +282,6 @@ def test_stale_pointer_token_is_detected(registry: Registry) -> None:
     with pytest.raises(ConcurrentUpdateError, match="read it again"):
         store.replace(path, b'{"v": "stale"}', first)
     assert store.read_with_token(path) == (b'{"v": 2}', second)
-
-
-def test_promotion_racing_another_promotion_fails_cleanly(
-    registry: Registry, models: Models, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    registry.register(models.bad)
-    registry.register(models.good)
-    registry.register(models.good)
-    registry.promote(NAME, "1", "dev")
-    other = Registry(registry.store)  # a colleague, same registry
-    original_load = registry.load
-
-    def load_while_someone_promotes(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if other.stage(NAME, "dev")["version"] == "1":  # type: ignore[index]
-            other.promote(NAME, "3", "dev", override_reason="their hotfix")
-        return original_load(*args, **kwargs)
-
-    monkeypatch.setattr(registry, "load", load_while_someone_promotes)
-    with pytest.raises(ConcurrentUpdateError, match="changed while"):
-        registry.promote(NAME, "2", "dev", gate_data=models.gate)
-    assert registry.stage(NAME, "dev")["version"] == "3"  # type: ignore[index]
 
 
 # ------------------------------------------------------------------------------------- wiring
@@ -423,6 +312,21 @@ def test_open_registry_folder_and_blob(
     assert remote.show(NAME, version)["version"] == version
     stored = blob_service.get_container_client("models").get_blob_client(f"{NAME}/{version}/metadata.json")
     assert stored.get_blob_properties().content_settings.content_type == "application/json"
+
+
+def test_blob_store_writes_the_lake_contract_content_types(
+    blob_service: BlobServiceClient, models: Models
+) -> None:
+    container = blob_service.get_container_client(f"models-{uuid.uuid4().hex[:12]}")
+    Registry(BlobStore(container, ensure=True)).register(models.good)
+    types = {blob.name: blob.content_settings.content_type for blob in container.list_blobs()}
+    assert types == {
+        f"{NAME}/1/metadata.json": "application/json",
+        f"{NAME}/1/model.onnx": "application/octet-stream",
+        f"{NAME}/1/model_card.md": "text/markdown; charset=utf-8",
+        f"{NAME}/1/plots/roc.png": "image/png",
+        f"{NAME}/1/reference.json": "application/json",
+    }
 
 
 def test_import_stays_light() -> None:
