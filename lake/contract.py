@@ -12,7 +12,7 @@ EXPORTS_CONTAINER = "exports"  # {table}/{YYYY-MM-DD}/{table}.csv + _manifest.js
 SCORING_INPUT_CONTAINER = "scoring-input"  # {name}.csv: the blob trigger's path
 PREDICTIONS_CONTAINER = "predictions"  # {name}/{version}/predictions.csv + _manifest.json
 REJECTED_CONTAINER = "rejected"  # {name}/{etag}/{leaf}.csv + error.json
-MODELS_CONTAINER = "models"  # the model registry (model/registry.py)
+MODELS_CONTAINER = "models"  # the model registry (model/registry/)
 MONITORING_CONTAINER = "monitoring"  # drift per batch, quality, dashboards
 LAKE_CONTAINERS = (
     EXPORTS_CONTAINER,

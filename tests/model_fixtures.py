@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.artifacts import METADATA_FILE, artifact_files, sha256_file
+from model.onnx_export import TARGET_OPSET
 from model.reference import build_reference
 from model.schema import FEATURE_SETS, InputSchema, prepare_features
 from tests.support import REPO
@@ -58,7 +59,7 @@ def model_folder(folder: Path, frame: pd.DataFrame, y: np.ndarray, gate: pd.Data
     initial_types = [(c, FloatTensorType([None, 1])) for c in fs.numeric]
     initial_types += [(c, StringTensorType([None, 1])) for c in fs.categorical]
     onx = to_onnx(pipeline, initial_types=initial_types, options={id(pipeline): {"zipmap": False}},
-                  target_opset=17)  # fmt: skip
+                  target_opset=TARGET_OPSET)  # fmt: skip
     schema = InputSchema.learn(frame, fs)
     folder.mkdir(parents=True)
     (folder / "model.onnx").write_bytes(onx.SerializeToString())
