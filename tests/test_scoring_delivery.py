@@ -221,7 +221,6 @@ def test_conditional_commit_lets_exactly_one_of_two_racers_win(ctx: ScoringConte
 
     from functions.blob_io import StagedBlobWriter
     from functions.scoring.outputs import finalize, publish
-    from lake.contract import CSV_CONTENT_TYPE
 
     name = unique("racers")
     client = upload(ctx, name, bank_csv(5))
@@ -234,16 +233,16 @@ def test_conditional_commit_lets_exactly_one_of_two_racers_win(ctx: ScoringConte
     loser.write(b"client_id,probability\r\n1,0.25\r\n")
     commits: list[dict] = []
 
-    def commit_winner(metadata: dict, conditions: dict) -> None:
-        winner.commit(CSV_CONTENT_TYPE, metadata, **conditions)
+    class LoserAfterTheWinner:
+        sha256 = loser.sha256
 
-    def commit_loser_after_the_winner(metadata: dict, conditions: dict) -> None:
-        # The winner publishes between the loser's checks and its commit.
-        assert publish(container, paths, etag, draft, commit_winner, None, winner.sha256) is True
-        commits.append(conditions)
-        loser.commit(CSV_CONTENT_TYPE, metadata, **conditions)
+        def commit(self, content_type: str, metadata: dict, **conditions: object) -> None:
+            # The winner publishes between the loser's checks and its commit.
+            assert publish(container, paths, etag, draft, winner, None) is True
+            commits.append(conditions)
+            loser.commit(content_type, metadata, **conditions)
 
-    assert publish(container, paths, etag, draft, commit_loser_after_the_winner, None, loser.sha256) is False
+    assert publish(container, paths, etag, draft, LoserAfterTheWinner(), None) is False
     assert commits == [{"match_condition": MatchConditions.IfMissing}]
     assert read_blob(ctx, PREDICTIONS_CONTAINER, paths.predictions).endswith(b"1,0.5\r\n")
     assert finalize(container, paths, etag)["output"]["sha256"] == winner.sha256

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,8 @@ from functions.scoring.outputs import MANIFEST_FORMAT, write_json
 from functions.scoring.source import InputBlob
 from functions.settings import Settings
 from lake import clients
-from lake.contract import MODELS_CONTAINER as MODELS_CONTAINER
 from lake.contract import (
+    MODELS_CONTAINER,
     MONITORING_CONTAINER,
     PREDICTIONS_CONTAINER,
     SCORING_INPUT_CONTAINER,
@@ -37,18 +36,6 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one invocation did with one input (or one shard of it)."""
-
-    status: (
-        str  # scored | recovered | duplicate | rejected | fanned_out | shard_scored | superseded | ignored
-    )
-    input: str
-    detail: str
-    manifest: dict[str, Any] | None = None
 
 
 def now_iso() -> str:
@@ -106,7 +93,11 @@ class ScoringContext:
     def write_drift(
         self, name: str, served: ServedModel, source: InputBlob, drift: DriftCounts, scored_at: str
     ) -> str:
-        """The batch's drift report in monitoring/; returns its path in the container."""
+        """The batch's drift report in monitoring/; returns its path in the container.
+
+        Raises InputChanged first if the input was replaced: a stale version writes no drift report.
+        """
+        source.check_current()
         path = drift_path(served.model.name, scored_at[:10], name)
         report = {
             "input": {"blob": source.path, "etag": source.etag},
@@ -132,9 +123,15 @@ def manifest_draft(
     scored_at: str,
     started: float,
     shards: int,
-    duplicate_policy: str | None,
+    id_column: str,
+    duplicate_ids: str,
 ) -> dict[str, Any]:
-    """Everything `_manifest.json` says except the output's bytes and sha256 (added when it is final)."""
+    """Everything `_manifest.json` says except the output's bytes and sha256 (added when it is final).
+
+    `duplicate_ids` is the SCORING_DUPLICATE_IDS policy the input was scored with; the manifest
+    names it only when the input has an id column (`id_column` is "row" when it has none).
+    """
+    duplicate_policy = duplicate_ids if id_column != "row" else None
     return {
         "format_version": MANIFEST_FORMAT,
         "input": {

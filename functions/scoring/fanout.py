@@ -30,16 +30,18 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
-from functions.blob_io import StagedBlobWriter, commit_blocks, read_text
-from functions.scoring.context import Outcome, ScoringContext, manifest_draft
+from functions.blob_io import StagedBlobWriter, read_text
+from functions.scoring.context import ScoringContext, manifest_draft
 from functions.scoring.errors import InputChanged
 from functions.scoring.models import ServedModel
-from functions.scoring.outputs import finalize, output_state, publish, write_json
+from functions.scoring.outcome import Outcome, Status
+from functions.scoring.outputs import OutputState, StagedBlocks, finalize, output_state, publish, write_json
 from functions.scoring.rejection import reject_file
 from functions.scoring.shards import (
     MAX_CROSS_DUPLICATES,
     RESCORE,
     CrossShard,
+    ShardStatus,
     ShardTask,
     block_prefix,
     cross_shard,
@@ -48,7 +50,6 @@ from functions.scoring.shards import (
     write_seed,
 )
 from functions.scoring.source import download_chunks
-from lake.contract import CSV_CONTENT_TYPE
 from model.csvinput.duplicates import IdIndex
 from model.csvinput.encode import prediction_header, rejected_header
 from model.csvinput.errors import FileRejected
@@ -77,8 +78,8 @@ _RESCORED = re.compile(r"^(\d{5})\.rescored\.json$")
 def score_shard(ctx: ScoringContext, task: ShardTask) -> Outcome:
     """Score one shard (unless a duplicate delivery already did), then assemble if it was the last."""
     paths = task.paths
-    if output_state(ctx.predictions, paths, task.etag) == "complete":
-        return Outcome("duplicate", task.input, f"shard {task.shard}: the output is already complete")
+    if output_state(ctx.predictions, paths, task.etag) == OutputState.COMPLETE:
+        return Outcome(Status.DUPLICATE, task.input, f"shard {task.shard}: the output is already complete")
     result_path = task.result_path()
     if read_text(ctx.predictions, result_path) is None:
         write_json(ctx.predictions, result_path, _score_range(ctx, task))
@@ -129,11 +130,11 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
             rejected.writer.stage_rest()
     except FileRejected as rejection:
         predictions.abort()
-        return {"status": "rejected", "code": rejection.code, "message": rejection.message,
+        return {"status": ShardStatus.REJECTED, "code": rejection.code, "message": rejection.message,
                 "details": rejection.details}  # fmt: skip
     except InputChanged as change:
         predictions.abort()
-        return {"status": "superseded", "message": str(change)}
+        return {"status": ShardStatus.SUPERSEDED, "message": str(change)}
     finally:
         if stream is not None:
             stream.close()
@@ -141,7 +142,7 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
     if batch.tracks_ids and not task.rescore and task.shards > 1:
         ids_file = write_ids(container, task.work_file(task.shard, "ids"), ids.to_array())
     return {
-        "status": "ok",
+        "status": ShardStatus.OK,
         "id_column": id_column,
         "ignored": list(header.ignored),
         "blocks": predictions.block_ids,
@@ -242,7 +243,7 @@ def _second_pass(
     detail = (
         f"{len(missing)} of {len(affected)} shards to score again without ids repeated from earlier shards"
     )
-    return rescored, None, Outcome("shard_scored", task.input, detail)
+    return rescored, None, Outcome(Status.SHARD_SCORED, task.input, detail)
 
 
 def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
@@ -250,27 +251,27 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
     results = _results(container, task)
     if results is None:
         state = output_state(container, task.paths, task.etag)
-        if state == "complete":
-            return Outcome("duplicate", task.input, f"shard {task.shard}: assembled by another shard")
-        if state == "committed":  # a crash between commit and manifest: finish the job
+        if state == OutputState.COMPLETE:
+            return Outcome(Status.DUPLICATE, task.input, f"shard {task.shard}: assembled by another shard")
+        if state == OutputState.COMMITTED:  # a crash between commit and manifest: finish the job
             return Outcome(
-                "recovered", task.input, "manifest written", finalize(container, task.paths, task.etag)
+                Status.RECOVERED, task.input, "manifest written", finalize(container, task.paths, task.etag)
             )
-        return Outcome("shard_scored", task.input, f"shard {task.shard + 1} of {task.shards} scored")
+        return Outcome(Status.SHARD_SCORED, task.input, f"shard {task.shard + 1} of {task.shards} scored")
     source = task.source(ctx)
     served = ctx.models.version(task.version, task.stage)
     try:
-        failed = next((r for r in results if r["status"] != "ok"), None)
+        failed = next((r for r in results if r["status"] != ShardStatus.OK), None)
         cross = None
         if failed is None and any(r.get("ids") for r in results):
             rescored, cross, waiting = _second_pass(ctx, task, results)
             if waiting is not None:
                 return waiting
             results = [rescored.get(shard, result) for shard, result in enumerate(results)]
-            failed = next((r for r in results if r["status"] != "ok"), None)
-        if failed is not None and failed["status"] == "superseded":
+            failed = next((r for r in results if r["status"] != ShardStatus.OK), None)
+        if failed is not None and failed["status"] == ShardStatus.SUPERSEDED:
             _tidy(container, task)
-            return Outcome("superseded", task.input, failed["message"])
+            return Outcome(Status.SUPERSEDED, task.input, failed["message"])
         if failed is not None:
             raise FileRejected(failed["code"], failed["message"], **failed["details"])
         tally, drift = _merged(results, served)
@@ -283,7 +284,7 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
     except FileRejected as rejection:
         reject_file(ctx.service, source, task.name, rejection, served.describe())
         _tidy(container, task)
-        return Outcome("rejected", task.input, f"{rejection.code}: {rejection.message}")
+        return Outcome(Status.REJECTED, task.input, f"{rejection.code}: {rejection.message}")
     if tally.rows_in != task.input_rows:
         log.warning(
             "%s: shards read %d rows, the plan counted %d", task.input, tally.rows_in, task.input_rows
@@ -291,7 +292,7 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
     try:
         outcome = _publish(ctx, task, served, results, tally, drift)
     except InputChanged as change:
-        outcome = Outcome("superseded", task.input, str(change))
+        outcome = Outcome(Status.SUPERSEDED, task.input, str(change))
     _tidy(container, task)
     return outcome
 
@@ -326,16 +327,14 @@ def _publish(
     source = task.source(ctx)
     id_column = results[0]["id_column"]
     started = time.perf_counter()
-    blocks = _stage_header(
-        container.get_blob_client(paths.predictions), task.run, prediction_header(id_column)
-    )
-    blocks += [b for r in results for b in r["blocks"]]
-    rejected_blocks = [b for r in results for b in r["rejected_blocks"]]
-    if rejected_blocks:
-        header = _stage_header(container.get_blob_client(paths.rejected_rows), task.run, rejected_header())
-        rejected_blocks = header + rejected_blocks
+    blob = container.get_blob_client(paths.predictions)
+    blocks = _stage_header(blob, task.run, prediction_header(id_column))
+    predictions = StagedBlocks(blob, blocks + [b for r in results for b in r["blocks"]])
+    rejected = None
+    if rejected_blocks := [b for r in results for b in r["rejected_blocks"]]:
+        blob = container.get_blob_client(paths.rejected_rows)
+        rejected = StagedBlocks(blob, _stage_header(blob, task.run, rejected_header()) + rejected_blocks)
     tally.seconds["publish"] += time.perf_counter() - started
-    source.check_current()  # a stale version writes no drift report either
     drift_at = ctx.write_drift(task.name, served, source, drift, task.scored_at)
     draft = manifest_draft(
         source=source,
@@ -348,29 +347,10 @@ def _publish(
         scored_at=task.scored_at,
         started=task.started,
         shards=task.shards,
-        duplicate_policy=task.duplicate_ids if results[0]["id_column"] != "row" else None,
+        id_column=id_column,
+        duplicate_ids=task.duplicate_ids,
     )
-
-    def commit_predictions(metadata: dict[str, str], conditions: dict[str, Any]) -> None:
-        commit_blocks(
-            container.get_blob_client(paths.predictions), blocks, CSV_CONTENT_TYPE, metadata, **conditions
-        )
-
-    def commit_rejected(metadata: dict[str, str], conditions: dict[str, Any]) -> None:
-        commit_blocks(container.get_blob_client(paths.rejected_rows), rejected_blocks, CSV_CONTENT_TYPE,
-                      metadata, **conditions)  # fmt: skip
-
-    committed = publish(
-        container,
-        paths,
-        task.etag,
-        draft,
-        commit_predictions,
-        commit_rejected if rejected_blocks else None,
-        still_current=source.check_current,
-    )
+    committed = publish(container, paths, task.etag, draft, predictions, rejected, source.check_current)
     manifest = finalize(container, paths, task.etag)
-    status = "scored" if committed else "duplicate"
-    return Outcome(
-        status, task.input, f"assembled {task.shards} shards: {tally.rows_scored:,} rows scored", manifest
-    )
+    detail = f"assembled {task.shards} shards: {tally.rows_scored:,} rows scored"
+    return Outcome(Status.published(committed), task.input, detail, manifest)

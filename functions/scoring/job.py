@@ -13,15 +13,17 @@ import time
 
 from azure.storage.blob import BlobClient
 
-from functions.scoring.context import Outcome, ScoringContext
+from functions.scoring.context import ScoringContext
 from functions.scoring.errors import InputChanged
 from functions.scoring.fanout import score_shard
-from functions.scoring.outputs import finalize, output_state
+from functions.scoring.outcome import Outcome, Status
+from functions.scoring.outputs import OutputState, finalize, output_state
 from functions.scoring.plan import plan_fanout
 from functions.scoring.rejection import already_rejected, reject_file
 from functions.scoring.shards import BadMessageError, ShardTask
 from functions.scoring.single import score_whole
 from functions.scoring.source import InputBlob
+from lake.contract import REJECTED_CONTAINER
 from lake.paths import InvalidNameError, OutputPaths, input_name
 from model.csvinput.errors import FileRejected
 from model.csvinput.scorer import check_size
@@ -37,19 +39,19 @@ def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
         name = input_name(client.blob_name)
     except InvalidNameError as error:
         log.error("not scoring %s: %s (rename the file; it was left where it is)", path, error)
-        return Outcome("ignored", path, str(error))
+        return Outcome(Status.IGNORED, path, str(error))
     try:
         source = InputBlob.current(client)
         served = ctx.models.current()
         if already_rejected(ctx.service, name, source.etag):
-            return Outcome("duplicate", path, "this version of the file was rejected before")
+            return Outcome(Status.DUPLICATE, path, "this version of the file was rejected before")
         paths = OutputPaths(name, served.model.version)
         state = output_state(ctx.predictions, paths, source.etag)
-        if state == "complete":
-            return Outcome("duplicate", path, f"already scored with version {served.model.version}")
-        if state == "committed":  # a crash between committing the output and writing the manifest
+        if state == OutputState.COMPLETE:
+            return Outcome(Status.DUPLICATE, path, f"already scored with version {served.model.version}")
+        if state == OutputState.COMMITTED:  # a crash between committing the output and writing the manifest
             manifest = finalize(ctx.predictions, paths, source.etag)
-            return Outcome("recovered", path, "the manifest of a committed output was written", manifest)
+            return Outcome(Status.RECOVERED, path, "the manifest of a committed output was written", manifest)
         try:
             check_size(source.size, ctx.options.max_bytes)
             if source.size > ctx.options.fanout_bytes:
@@ -57,12 +59,11 @@ def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
             return score_whole(ctx, source, name, served, started)
         except FileRejected as rejection:
             where = reject_file(ctx.service, source, name, rejection, served.describe())
-            return Outcome(
-                "rejected", path, f"{rejection.code}: {rejection.message} -> rejected/{where.folder}"
-            )
+            detail = f"{rejection.code}: {rejection.message} -> {REJECTED_CONTAINER}/{where.folder}"
+            return Outcome(Status.REJECTED, path, detail)
     except InputChanged as change:
         log.info("not scoring %s: %s", path, change)
-        return Outcome("superseded", path, str(change))
+        return Outcome(Status.SUPERSEDED, path, str(change))
 
 
 def score_shard_message(ctx: ScoringContext, body: str | bytes) -> Outcome:
@@ -71,8 +72,8 @@ def score_shard_message(ctx: ScoringContext, body: str | bytes) -> Outcome:
         task = ShardTask.from_json(body)
     except (BadMessageError, InvalidNameError) as error:
         log.error("dropping a message from the shard queue: %s", error)
-        return Outcome("ignored", "?", str(error))
+        return Outcome(Status.IGNORED, "?", str(error))
     try:
         return score_shard(ctx, task)
     except InputChanged as change:
-        return Outcome("superseded", task.input, str(change))
+        return Outcome(Status.SUPERSEDED, task.input, str(change))

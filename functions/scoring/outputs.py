@@ -22,14 +22,17 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobProperties, ContainerClient, ContentSettings
+from azure.storage.blob import BlobClient, BlobProperties, ContainerClient, ContentSettings
 
-from functions.blob_io import delete_if_exists, read_text
+from functions.blob_io import commit_blocks, delete_if_exists, read_text
 from functions.retry import TransientError
+from lake.contract import CSV_CONTENT_TYPE, JSON_CONTENT_TYPE
 from lake.paths import OutputPaths
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,34 @@ _ETAG_KEY = "input_etag"
 _DRAFT_KEY = "manifest"
 _SHA_KEY = "sha256"
 
-Commit = Callable[[dict[str, str], dict[str, Any]], None]  # (metadata, conditions) -> commit the blob
+
+class Staged(Protocol):
+    """A CSV output staged as uncommitted blocks (step 1), made visible by one `commit` (step 2).
+
+    `functions.blob_io.StagedBlobWriter` is one (a whole file's outputs); `StagedBlocks` is the
+    other (a fanned-out output, assembled from the blocks its shards staged).
+    """
+
+    @property
+    def sha256(self) -> str | None:
+        """The content's sha256 if known before the commit (else `finalize` streams the blob)."""
+        ...
+
+    def commit(
+        self, content_type: str, metadata: dict[str, str] | None = None, **conditions: Any
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class StagedBlocks:
+    """Blocks already staged on `blob` (by several writers), committed in this order."""
+
+    blob: BlobClient
+    block_ids: list[str]
+    sha256: str | None = None
+
+    def commit(self, content_type: str, metadata: dict[str, str] | None = None, **conditions: Any) -> None:
+        commit_blocks(self.blob, self.block_ids, content_type, metadata, **conditions)
 
 
 def read_manifest(container: ContainerClient, paths: OutputPaths) -> dict[str, Any] | None:
@@ -64,12 +94,18 @@ def committed_for(container: ContainerClient, paths: OutputPaths, etag: str) -> 
     return _holds(_predictions_properties(container, paths), etag)
 
 
-def output_state(container: ContainerClient, paths: OutputPaths, etag: str) -> str | None:
-    """'complete' (manifest for this input version), 'committed' (manifest missing), or None."""
+class OutputState(StrEnum):
+    """How far the protocol got for one input version (None from `output_state`: not at step 2)."""
+
+    COMMITTED = "committed"  # step 2 done: predictions.csv holds it, `_manifest.json` is missing
+    COMPLETE = "complete"  # step 3 done: the manifest is there for this input version
+
+
+def output_state(container: ContainerClient, paths: OutputPaths, etag: str) -> OutputState | None:
     manifest = read_manifest(container, paths)
     if manifest is not None and manifest["input"]["etag"] == etag:
-        return "complete"
-    return "committed" if committed_for(container, paths, etag) else None
+        return OutputState.COMPLETE
+    return OutputState.COMMITTED if committed_for(container, paths, etag) else None
 
 
 def _encode_draft(draft: dict[str, Any]) -> str:
@@ -81,13 +117,13 @@ def publish(
     paths: OutputPaths,
     etag: str,
     draft: dict[str, Any],
-    commit_predictions: Commit,
-    commit_rejected: Commit | None,
-    predictions_sha256: str | None = None,
+    predictions: Staged,
+    rejected: Staged | None,
     still_current: Callable[[], None] | None = None,
 ) -> bool:
     """Commit staged outputs (steps 1-2); True if this call committed, False if another one had.
 
+    `rejected` is None when no row was rejected: an older version's rejected rows are deleted.
     `still_current` raises if the input has been replaced meanwhile: it runs before anything is
     replaced, so a stale version never overwrites the output of a newer one.
     """
@@ -100,19 +136,19 @@ def publish(
     if previous is not None:  # another version of this input: its manifest goes first
         delete_if_exists(container, paths.manifest)
     metadata = {_ETAG_KEY: etag, _DRAFT_KEY: _encode_draft(draft)}
-    if commit_rejected is not None:
-        commit_rejected({_ETAG_KEY: etag}, {})
+    if rejected is not None:
+        rejected.commit(CSV_CONTENT_TYPE, {_ETAG_KEY: etag})
     else:
         delete_if_exists(container, paths.rejected_rows)  # the older version's, if any
-    if predictions_sha256 is not None:
-        metadata[_SHA_KEY] = predictions_sha256
+    if predictions.sha256 is not None:
+        metadata[_SHA_KEY] = predictions.sha256
     conditions: dict[str, Any] = (
         {"match_condition": MatchConditions.IfMissing}
         if previous is None
         else {"etag": previous, "match_condition": MatchConditions.IfNotModified}
     )
     try:
-        commit_predictions(metadata, conditions)
+        predictions.commit(CSV_CONTENT_TYPE, metadata, **conditions)
     except (ResourceExistsError, ResourceNotFoundError, HttpResponseError) as error:
         if isinstance(error, HttpResponseError) and error.status_code not in (409, 412):
             raise
@@ -142,7 +178,7 @@ def finalize(container: ContainerClient, paths: OutputPaths, etag: str) -> dict[
             paths.manifest,
             text.encode(),
             overwrite=False,
-            content_settings=ContentSettings(content_type="application/json"),
+            content_settings=ContentSettings(content_type=JSON_CONTENT_TYPE),
         )
     except ResourceExistsError:
         winner = read_manifest(container, paths)
@@ -166,5 +202,5 @@ def write_json(container: ContainerClient, path: str, document: dict[str, Any]) 
         path,
         (json.dumps(document, indent=2, default=str) + "\n").encode(),
         overwrite=True,
-        content_settings=ContentSettings(content_type="application/json"),
+        content_settings=ContentSettings(content_type=JSON_CONTENT_TYPE),
     )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 
 from functions.blob_io import read_text
-from functions.scoring.context import Outcome, ScoringContext, now_iso
+from functions.scoring.context import ScoringContext, now_iso
 from functions.scoring.models import ServedModel
+from functions.scoring.outcome import Outcome, Status
 from functions.scoring.outputs import write_json
 from functions.scoring.shards import MARKER, ShardTask, run_key
 from functions.scoring.source import InputBlob, download_chunks
@@ -32,7 +33,7 @@ def plan_fanout(
     run = run_key(source.etag, served.model.version)
     marker = paths.shards(run) + MARKER
     if read_text(ctx.predictions, marker) is not None:
-        return Outcome("duplicate", source.path, f"fan-out {run} is already planned")
+        return Outcome(Status.DUPLICATE, source.path, f"fan-out {run} is already planned")
     scanner = RecordScanner(ctx.options.max_record_bytes, cut_every=ctx.options.shard_bytes)
     stream = CheckedStream(download_chunks(source), scanner)
     try:
@@ -79,4 +80,4 @@ def plan_fanout(
                                          "input": source.path, "etag": source.etag})  # fmt: skip
     detail = f"{rows:,} rows in {len(tasks)} shards of ~{ctx.options.shard_bytes:,} bytes (run {run})"
     log.info("fanned out %s: %s", source.path, detail)
-    return Outcome("fanned_out", source.path, detail)
+    return Outcome(Status.FANNED_OUT, source.path, detail)

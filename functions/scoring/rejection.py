@@ -16,7 +16,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from functions.blob_io import copy_blob, read_text
 from functions.scoring.source import InputBlob
-from lake.contract import CSV_CONTENT_TYPE, REJECTED_CONTAINER
+from lake.contract import CSV_CONTENT_TYPE, JSON_CONTENT_TYPE, REJECTED_CONTAINER
 from lake.paths import RejectedPaths
 from model.csvinput.errors import FileRejected, error_document
 
@@ -63,7 +63,7 @@ def reject_file(
             paths.error,
             (json.dumps(error, indent=2, default=str) + "\n").encode(),
             overwrite=False,
-            content_settings=ContentSettings(content_type="application/json"),
+            content_settings=ContentSettings(content_type=JSON_CONTENT_TYPE),
         )
     log.warning("rejected %s (%s): %s -> %s/%s", source.path, rejection.code, rejection.message,
                 REJECTED_CONTAINER, paths.folder)  # fmt: skip

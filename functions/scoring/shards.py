@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,14 @@ TASK_FORMAT = 1
 MARKER = "fanout.json"
 RESCORE = "rescore.json"  # written when shards must be scored again without cross-shard duplicates
 MAX_CROSS_DUPLICATES = 4_000_000  # reject_rows re-scores at most this many repeated rows (64 MB of seeds)
+
+
+class ShardStatus(StrEnum):
+    """`status` of a shard's result file: what the assembler finds for each shard."""
+
+    OK = "ok"  # scored: its blocks are staged, its tally and drift counts are in the result
+    REJECTED = "rejected"  # the shard's bytes make the whole file rejected (code, message, details)
+    SUPERSEDED = "superseded"  # the input was replaced while the shard read it
 
 
 class BadMessageError(ValueError):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from functions.blob_io import StagedBlobWriter
-from functions.scoring.context import Outcome, ScoringContext, manifest_draft, now_iso
+from functions.scoring.context import ScoringContext, manifest_draft, now_iso
 from functions.scoring.models import ServedModel
+from functions.scoring.outcome import Outcome, Status
 from functions.scoring.outputs import finalize, publish
 from functions.scoring.source import InputBlob, download_chunks
-from lake.contract import CSV_CONTENT_TYPE
 from lake.paths import OutputPaths
 from model.csvinput.encode import rejected_header
 from model.csvinput.run import score_checked
@@ -37,7 +36,6 @@ def score_whole(
             stream, served.model, scored_at, predictions, rejected, drift, ctx.read_options
         )
         tally = scored.tally
-        source.check_current()  # a stale version writes no drift report either
         drift_at = ctx.write_drift(name, served, source, drift, scored_at)
         started_publish = time.perf_counter()
         predictions.stage_rest()
@@ -53,24 +51,11 @@ def score_whole(
             scored_at=scored_at,
             started=started,
             shards=1,
-            duplicate_policy=ctx.options.duplicate_ids if scored.id_column != "row" else None,
+            id_column=scored.id_column,
+            duplicate_ids=ctx.options.duplicate_ids,
         )
-
-        def commit_predictions(metadata: dict[str, str], conditions: dict[str, Any]) -> None:
-            predictions.commit(CSV_CONTENT_TYPE, metadata, **conditions)
-
-        def commit_rejected(metadata: dict[str, str], conditions: dict[str, Any]) -> None:
-            rejected.writer.commit(CSV_CONTENT_TYPE, metadata, **conditions)
-
         committed = publish(
-            container,
-            paths,
-            source.etag,
-            draft,
-            commit_predictions,
-            commit_rejected if rejected.writer is not None else None,
-            predictions.sha256,
-            source.check_current,
+            container, paths, source.etag, draft, predictions, rejected.writer, source.check_current
         )
         manifest = finalize(container, paths, source.etag)
     except BaseException:
@@ -80,9 +65,8 @@ def score_whole(
         raise
     finally:
         stream.close()
-    status = "scored" if committed else "duplicate"
     detail = (
         f"{manifest['rows']['scored']:,} rows scored, {manifest['rows']['rejected']:,} rejected "
         f"with {served.model.name} v{served.model.version}"
     )
-    return Outcome(status, source.path, detail, manifest)
+    return Outcome(Status.published(committed), source.path, detail, manifest)

@@ -16,8 +16,6 @@ from azure.storage.blob import BlobClient
 from functions.scoring.errors import InputChanged
 from model.csvinput.options import READ_CHUNK_BYTES
 
-CHUNK_BYTES = READ_CHUNK_BYTES
-
 
 @dataclass(frozen=True)
 class InputBlob:
@@ -49,7 +47,7 @@ class InputBlob:
 
 
 def download_chunks(
-    source: InputBlob, start: int = 0, end: int | None = None, chunk_bytes: int = CHUNK_BYTES
+    source: InputBlob, start: int = 0, end: int | None = None, chunk_bytes: int = READ_CHUNK_BYTES
 ) -> Iterator[bytes]:
     """Bytes [start, end) of the pinned version, one ranged GET per chunk (each retried by the SDK)."""
     end = source.size if end is None else end
