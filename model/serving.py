@@ -1,4 +1,4 @@
-"""Scoring with ONNX Runtime: verify the bytes, one session per process, probability + decision.
+"""Scoring with ONNX Runtime: verify the bytes, a session cached per model, probability + decision.
 
 Importing this module must not import scikit-learn (tested in a fresh interpreter): the Function
 App ships without it, and nothing here ever unpickles anything.
@@ -64,8 +64,11 @@ class LoadedModel:
 def _session(model_bytes: bytes, sha256: str, threads: int) -> ort.InferenceSession:
     """One session per model and thread count per process: creating one costs far more than a prediction.
 
-    Keyed by the thread count too: batch scoring (2 threads) and one-row HTTP scoring (1 thread)
-    in the same process each get the session they asked for.
+    Keyed by the thread count too (intra-op threads: SCORING_THREADS in the Function App, the
+    caller's choice elsewhere), so a caller asking for another count gets a session with that
+    count, not the first one. The lock lets concurrent loads on several threads create one
+    session. Sessions stay for the life of the process: a caller that drops a LoadedModel does
+    not free its session.
     """
     with _lock:
         session = _sessions.get((sha256, threads))

@@ -15,10 +15,10 @@ DELIMITERS = (",", ";", "\t", "|")  # what a header may be split by; scoring-inp
 
 @dataclass(frozen=True)
 class Header:
-    """The columns of an input and the header record's bytes (shards re-send them to the parser)."""
+    """The columns of an input and the header record's bytes, as `parse_header` checked them."""
 
     columns: tuple[str, ...]
-    raw: bytes
+    raw: bytes  # the first record as read (its line end too, if any): the parser guard goes after it
     ignored: tuple[str, ...]  # in the file, not used by the model: extra columns are allowed, and skipped
     delimiter: str = ","
 
