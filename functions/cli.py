@@ -79,9 +79,6 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.ok else 1
 
 
-_SCORE_OK = {"scored", "recovered", "duplicate", "fanned_out"}
-
-
 def cmd_score(args: argparse.Namespace, console: Console) -> int:
     """Score blobs of scoring-input/ now, exactly as the blob trigger would (idempotent)."""
     from functions.scoring.context import ScoringContext
@@ -94,13 +91,13 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         blob_name = blob_name.removeprefix(f"{SCORING_INPUT_CONTAINER}/")
         with console.status(f"scoring {SCORING_INPUT_CONTAINER}/{blob_name}"):
             outcome = score_input(context, context.input_client(blob_name))
-        colour = "green" if outcome.status in _SCORE_OK else "red"
+        colour = "green" if outcome.ok else "red"
         console.print(f"{outcome.input}: [{colour}]{outcome.status}[/] {outcome.detail}", soft_wrap=True)
         if outcome.manifest is not None:
             console.print(
                 f"  manifest: {outcome.manifest['output']['predictions'].rsplit('/', 1)[0]}/_manifest.json"
             )
-        status = status or int(outcome.status not in _SCORE_OK)
+        status = status or int(not outcome.ok)
     return status
 
 

@@ -129,11 +129,11 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
         if rejected.writer is not None:
             rejected.writer.stage_rest()
     except FileRejected as rejection:
-        predictions.abort()
+        _abort(predictions, rejected.writer)
         return {"status": ShardStatus.REJECTED, "code": rejection.code, "message": rejection.message,
                 "details": rejection.details}  # fmt: skip
     except InputChanged as change:
-        predictions.abort()
+        _abort(predictions, rejected.writer)
         return {"status": ShardStatus.SUPERSEDED, "message": str(change)}
     finally:
         if stream is not None:
@@ -154,6 +154,13 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
         "end": task.end,
         "ids": ids_file,
     }
+
+
+def _abort(*writers: StagedBlobWriter | None) -> None:
+    """Stop every writer of a shard that will not be committed (their staging threads too)."""
+    for writer in writers:
+        if writer is not None:
+            writer.abort()
 
 
 # --------------------------------------------------------------------------------------------- assemble

@@ -43,7 +43,6 @@ class CheckedStream:
     ) -> None:
         self.scanner = scanner
         self.sha256 = hashlib.sha256()  # of the chunks (not the prefix): the input's digest when read whole
-        self.bytes_read = 0
         self._chunks = chunks
         self._pending: list[bytes] = [prefix] if prefix else []
         self._queue: queue.Queue[object] = queue.Queue(prefetch)
@@ -57,7 +56,6 @@ class CheckedStream:
         try:
             for chunk in self._chunks:
                 self.sha256.update(chunk)
-                self.bytes_read += len(chunk)
                 if self.scanner is not None:
                     self.scanner.feed(chunk)
                 if not self._put(chunk):
