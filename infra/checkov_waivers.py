@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ALL = ("dev", "preprod", "prod")
-OPEN = ("dev", "preprod")  # networkIsolation is off (Pulumi.<stack>.yaml, decision 22)
+from infra.config import ENVIRONMENTS
+
+ALL = ENVIRONMENTS
+OPEN = tuple(stack for stack in ENVIRONMENTS if stack != "prod")  # networkIsolation off (decision 22)
 PROD = ("prod",)
 
 HOST = "functions-host-storage"
