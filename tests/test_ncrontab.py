@@ -8,21 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from devstack.ncrontab import CronError, Schedule, parse
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def fires(expression: str, start: datetime, count: int) -> list[datetime]:
-    schedule = parse(expression)
-    out: list[datetime] = []
-    moment = start
-    for _ in range(count):
-        moment = schedule.next_after(moment)
-        out.append(moment)
-    return out
-
+from tests.cron_support import fires, utc
 
 # --- basic scheduling -------------------------------------------------------------------------
 

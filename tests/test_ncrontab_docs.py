@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from devstack.ncrontab import parse
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def fires(expression: str, start: datetime, count: int) -> list[datetime]:
-    schedule = parse(expression)
-    out: list[datetime] = []
-    moment = start
-    for _ in range(count):
-        moment = schedule.next_after(moment)
-        out.append(moment)
-    return out
-
+from tests.cron_support import fires, utc
 
 # --- Microsoft's documented examples -----------------------------------------------------------
 # "Timer trigger for Azure Functions" (learn.microsoft.com/azure/azure-functions/functions-bindings-timer),
