@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from functions.export.spec import ExportSettings, ExportSpec, SpecError, parse_export_tables
-from functions.settings.catalog import BY_NAME, CATALOG, Setting
+from functions.settings.catalog import BY_NAME, CATALOG
 from functions.settings.values import MIB, SettingsError, default_workers, value
 from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
@@ -129,12 +129,6 @@ def export_defaults(**changes: Any) -> ExportSettings:
 def scoring_defaults(**changes: Any) -> ScoringSettings:
     """The scoring settings with every catalog default."""
     return replace(_scoring({}), **changes)
-
-
-def describe(setting: Setting) -> str:
-    """One line for docs and error messages: `NAME (kind, default X): meaning`."""
-    default = "required" if setting.required else f"default {setting.default!r}"
-    return f"{setting.name} ({setting.kind}, {default}): {setting.meaning}"
 
 
 @lru_cache(maxsize=1)
