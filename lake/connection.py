@@ -11,6 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# The `{name}__{key}` settings of an identity-based storage connection ("Configure an
+# identity-based connection", learn.microsoft.com/azure/azure-functions/functions-reference);
+# the app reads all but tableServiceUri, which only the host's own storage needs.
+IDENTITY_KEYS = (
+    "blobServiceUri",
+    "queueServiceUri",
+    "tableServiceUri",
+    "serviceUri",
+    "accountName",
+    "credential",
+    "clientId",
+)
+
 
 class ConnectionSettingError(ValueError):
     """A connection's settings are missing or malformed; the message names the setting."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
-from model.registry import GATE_METRICS, KEY_METRICS, STAGES
+from model.registry import GATE_METRICS, KEY_METRICS, SERVING_STAGE, STAGES
 
 log = logging.getLogger("model")
 DEFAULT_REGISTRY = ".local/registry"
@@ -64,7 +64,7 @@ def _load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if path.is_dir():
         return load_folder(path, threads=2)
     name, _, ref = args.model.partition("@")
-    return _registry(args).load(name, ref or "prod", threads=2)
+    return _registry(args).load(name, ref or SERVING_STAGE, threads=2)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -128,7 +128,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     import json
 
     name, _, ref = args.ref.partition("@")
-    print(json.dumps(_registry(args).show(name, ref or "prod"), indent=2, default=str))
+    print(json.dumps(_registry(args).show(name, ref or SERVING_STAGE), indent=2, default=str))
     return 0
 
 

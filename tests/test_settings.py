@@ -38,6 +38,13 @@ def test_defaults_follow_the_contract():
         ({**MINIMAL, "EXPORT_TABLES": "a,a"}, "EXPORT_TABLES"),
         ({**MINIMAL, "EXPORT_QUERIES": "{not json"}, "EXPORT_QUERIES"),
         ({**MINIMAL, "EXPORT_QUERIES": '["SELECT 1"]'}, "EXPORT_QUERIES"),
+        ({**MINIMAL, "EXPORT_QUERIES": "null"}, "EXPORT_QUERIES"),
+        ({**MINIMAL, "EXPORT_QUERIES": "0"}, "EXPORT_QUERIES"),
+        ({**MINIMAL, "EXPORT_QUERIES": "[]"}, "EXPORT_QUERIES"),
+        ({**MINIMAL, "EXPORT_QUERIES": '{"q": 1}'}, "EXPORT_QUERIES"),
+        ({**MINIMAL, "EXPORT_WORKERS": "automatic"}, "EXPORT_WORKERS"),
+        ({**MINIMAL, "SCORING_THREADS": "0"}, "SCORING_THREADS"),
+        ({**MINIMAL, "MODEL_STAGE": "staging"}, "MODEL_STAGE"),
         ({**MINIMAL, "EXPORT_PUBLISH_TABLES": "orders"}, "EXPORT_PUBLISH_TABLES"),
         ({**MINIMAL, "DataLake": None, "DataLake__blobServiceUri": "ftp://x"}, "DataLake__blobServiceUri"),
         (

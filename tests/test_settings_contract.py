@@ -28,6 +28,7 @@ from functions.settings.catalog import BY_NAME, CATALOG, STACK_NAME, Cloud, Kind
 from functions.settings.values import parse
 from infra import config
 from infra.package import REPO_ROOT
+from lake.connection import IDENTITY_KEYS
 from tests.infra_support import STACKS, by_type, stack
 
 
@@ -57,9 +58,9 @@ def owner(key: str) -> Setting | None:
     """The catalog entry a key belongs to: its own entry, or the connection whose `{name}__*` it is."""
     if key in BY_NAME:
         return BY_NAME[key]
-    prefix = key.split("__", 1)[0]
+    prefix, _, suffix = key.partition("__")
     found = BY_NAME.get(prefix)
-    return found if found is not None and found.kind is Kind.CONNECTION and "__" in key else None
+    return found if found is not None and found.kind is Kind.CONNECTION and suffix in IDENTITY_KEYS else None
 
 
 # -- the rules -------------------------------------------------------------------------------------
@@ -207,8 +208,20 @@ def config_keys_of(environment: str) -> set[str]:
 def test_a_stack_value_the_app_would_refuse_fails_the_preview() -> None:
     with pytest.raises(config.ConfigError, match=r"config 'exportSchedule'.*EXPORT_SCHEDULE"):
         config.app_settings_for("dev", {"exportSchedule": "daily at two"})
-    with pytest.raises(config.ConfigError, match="config 'exportPublishTables'"):
+    with pytest.raises(
+        config.ConfigError,
+        match="config 'exportTables' / 'exportPublishTables': setting EXPORT_PUBLISH_TABLES names",
+    ):
         config.app_settings_for("dev", {"exportPublishTables": "orders"})
+    # Deployed before and failed at start: the stack's publish list names a table no longer exported.
+    with pytest.raises(config.ConfigError, match="'exportTables' / 'exportPublishTables'"):
+        config.app_settings_for("prod", {"exportTables": "orders"})
+    assert (
+        config.app_settings_for("prod", {"exportTables": "orders", "exportPublishTables": ""})[
+            "EXPORT_TABLES"
+        ]
+        == "orders"
+    )
 
 
 # -- each rule catches what it is for --------------------------------------------------------------
@@ -222,6 +235,9 @@ def test_the_rules_fail_when_broken() -> None:
         "SCORING_THREADS: written by the stack, but the catalog says default"
     ]
     assert written_but_unread({"DataLake__blobServiceUri": "https://x"}) == []
+    assert written_but_unread({"AzureWebJobsStorage__blobServiceUrl": "https://x"}) == [
+        "AzureWebJobsStorage__blobServiceUrl: written by the stack, read by nobody (not in the catalog)"
+    ]
     local = set(defaults())
     assert read_but_unprovided({"EXPORT_NEW_KNOB"}, {}, local) == [
         "EXPORT_NEW_KNOB: read by the app, provided by neither the stacks nor the local defaults"

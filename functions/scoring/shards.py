@@ -21,6 +21,7 @@ from functions.scoring.context import ScoringContext
 from functions.scoring.source import InputBlob
 from lake.paths import OutputPaths, input_name
 from model.csvinput.duplicates import HASH_ROW, Reader, bucket_starts, cross_duplicates
+from model.csvinput.options import DEFAULT_DUPLICATE_IDS
 
 TASK_FORMAT = 1
 MARKER = "fanout.json"
@@ -63,7 +64,9 @@ class ShardTask:
     started: float
     format: int = TASK_FORMAT
     rescore: bool = False  # the second pass of reject_rows: ids repeated from earlier shards are rejected
-    duplicate_ids: str = "keep"  # SCORING_DUPLICATE_IDS when the file was planned: every shard the same
+    duplicate_ids: str = (
+        DEFAULT_DUPLICATE_IDS  # SCORING_DUPLICATE_IDS when the file was planned: every shard the same
+    )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -98,10 +101,10 @@ class ShardTask:
 
     def result_path(self) -> str:
         suffix = ".rescored.json" if self.rescore else ".json"
-        return f"{self.paths.shards(self.run)}{self.shard:05d}{suffix}"
+        return self.paths.shard_file(self.run, self.shard, suffix)
 
     def work_file(self, shard: int, kind: str) -> str:
-        return f"{self.paths.shards(self.run)}{shard:05d}.{kind}"
+        return self.paths.shard_file(self.run, shard, f".{kind}")
 
 
 def run_key(etag: str, version: str) -> str:

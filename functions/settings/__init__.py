@@ -15,7 +15,7 @@ from typing import Any
 
 from functions.export.spec import ExportSettings, ExportSpec, SpecError, parse_export_tables
 from functions.settings.catalog import BY_NAME, CATALOG
-from functions.settings.values import MIB, SettingsError, default_workers, value
+from functions.settings.values import MIB, SettingsError, default_workers, text, value
 from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
 
@@ -64,7 +64,8 @@ def _read(env: Mapping[str, str], name: str) -> Any:
 
 
 def _export_tables(env: Mapping[str, str]) -> tuple[ExportSpec, ...]:
-    queries = _read(env, "EXPORT_QUERIES") or {}
+    unset = not text(env, BY_NAME["EXPORT_QUERIES"])  # unset or blank: no named queries
+    queries = {} if unset else _read(env, "EXPORT_QUERIES")  # any JSON value, checked below
     if not isinstance(queries, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in queries.items()
     ):

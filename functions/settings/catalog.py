@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lake.contract import DATA_LAKE, SCORING_SHARDS_QUEUE
+from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER, SCORING_SHARDS_QUEUE
 from model import DEFAULT_MODEL_NAME
-from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
-from model.registry import STAGES
+from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES, MAX_RECORD_BYTES
+from model.registry import SERVING_STAGE, STAGES
 
 
 class Kind(StrEnum):
@@ -67,6 +67,7 @@ class Setting:
     stack_key: str | None = None  # the Pulumi config key that sets it per stack
     cloud_value: str | None = None  # what stacks write when their config is silent (else the default)
     local: str | None = None  # the local stack's value when it differs from the default
+    hint: str | None = None  # added to the error when a value is refused
 
     @property
     def required(self) -> bool:
@@ -120,7 +121,8 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "EXPORT_PUBLISH_TABLES",
         Kind.LIST,
-        "tables whose daily export is also copied to `scoring-input/{table}-{date}.csv` for the blob trigger",
+        f"tables whose daily export is also copied to `{SCORING_INPUT_CONTAINER}/{{table}}-{{date}}.csv` "
+        "for scoring",
         default="",
         cloud=Cloud.VALUE,
         stack_key="exportPublishTables",
@@ -147,7 +149,7 @@ CATALOG: tuple[Setting, ...] = (
         "MODEL_STAGE",
         Kind.CHOICE,
         "which stage of the registered model scores; re-read for every input",
-        default="prod",
+        default=SERVING_STAGE,
         choices=STAGES,
         cloud=Cloud.VALUE,
         stack_key="modelStage",
@@ -161,6 +163,7 @@ CATALOG: tuple[Setting, ...] = (
         "`EventGrid` (Azure; Flex Consumption needs it) or `LogsAndContainerScan` (polling)",
         default="EventGrid",
         choices=("EventGrid", "LogsAndContainerScan"),
+        hint="EventGrid in Azure, required on Flex Consumption; LogsAndContainerScan polls, for local use",
         cloud=Cloud.VALUE,
         local="LogsAndContainerScan",  # Event Grid does not reach this machine
     ),
@@ -219,7 +222,12 @@ CATALOG: tuple[Setting, ...] = (
         maximum=1_000_000,
     ),
     Setting("SCORING_MAX_BYTES", Kind.SIZE, "bigger scoring files are refused", default="10GiB"),
-    Setting("SCORING_MAX_RECORD_BYTES", Kind.SIZE, "longer rows are refused", default="1MiB"),
+    Setting(
+        "SCORING_MAX_RECORD_BYTES",
+        Kind.SIZE,
+        "longer rows are refused",
+        default=f"{MAX_RECORD_BYTES // 1024**2}MiB",
+    ),
     Setting(
         "SCORING_FANOUT_BYTES",
         Kind.SIZE,

@@ -82,8 +82,9 @@ def parse(setting: Setting, raw: str) -> Any:
             raise SettingsError(f"setting {name}={raw!r} is not a boolean (use true or false)")
         case Kind.CHOICE:
             if raw not in setting.choices:
+                hint = f" ({setting.hint})" if setting.hint else ""
                 raise SettingsError(
-                    f"setting {name}={raw!r} is not one of {', '.join(setting.choices)} ({setting.meaning})"
+                    f"setting {name}={raw!r} is not one of {', '.join(setting.choices)}{hint}"
                 )
             return raw
         case Kind.NCRONTAB:

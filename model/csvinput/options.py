@@ -1,4 +1,4 @@
-"""Choices of the reader that settings and the CLI share (light: imported by functions/settings.py)."""
+"""Choices of the reader that the settings catalog and the CLI share (light, for functions/settings/)."""
 
 from __future__ import annotations
 

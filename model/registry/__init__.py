@@ -24,7 +24,7 @@ from model.registry.errors import (
     RegistryError,
 )
 from model.registry.gate import GATE_METRICS, evaluate_gate
-from model.registry.layout import STAGES
+from model.registry.layout import SERVING_STAGE, STAGES
 from model.registry.records import HISTORY_LIMIT
 from model.registry.registry import KEY_METRICS, MAX_REGISTER_ATTEMPTS, Registry, VersionInfo, open_registry
 from model.registry.stores import BlobStore, FolderStore, Store, Token
@@ -34,6 +34,7 @@ __all__ = [
     "HISTORY_LIMIT",
     "KEY_METRICS",
     "MAX_REGISTER_ATTEMPTS",
+    "SERVING_STAGE",
     "STAGES",
     "AlreadyExistsError",
     "BlobStore",

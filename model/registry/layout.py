@@ -14,6 +14,7 @@ import re
 from model.registry.errors import NotFoundError, RegistryError
 
 STAGES = ("dev", "preprod", "prod")  # the order a version travels in
+SERVING_STAGE = STAGES[-1]  # what scores when no stage is named: production
 STAGES_DIR = "stages"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RESERVED_NAMES = {STAGES_DIR}
