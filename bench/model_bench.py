@@ -22,7 +22,7 @@ Measured per family:
             on the same rows, in one call and in the same chunks. Best of `--repeat` interleaved
             rounds. The two must agree: the max absolute difference of P(subscribe) is printed.
   latency   p50/p99 of 1,000 one-row calls after 50 warm-up calls: ONNX with a session of
-            intra_op_num_threads=1 (the HTTP serving setting), feed building included; sklearn
+            intra_op_num_threads=1 (one thread per one-row call), feed building included; sklearn
             `predict_proba` on the same one-row DataFrames.
 
 Targets (issue 3), printed as MET/MISSED per family: ONNX >= 1.5x sklearn's rows/s in batch (against

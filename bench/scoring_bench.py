@@ -56,6 +56,7 @@ from typing import Any
 from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA
+from functions.scoring.outcome import Status
 from functions.settings import scoring_defaults
 from lake.contract import SCORING_INPUT_CONTAINER
 from model import DEFAULT_MODEL_NAME
@@ -170,7 +171,7 @@ def _run_ours(args: argparse.Namespace, connection: str) -> ChildResult:
     outcome = score_input(ctx, client)
     seconds = time.perf_counter() - started
 
-    if outcome.status != "scored" or outcome.manifest is None:
+    if outcome.status != Status.SCORED or outcome.manifest is None:
         raise RuntimeError(f"score_input returned {outcome.status}: {outcome.detail}")
     manifest = outcome.manifest
     if manifest["rows"]["scored"] != args.rows or manifest["rows"]["rejected"]:

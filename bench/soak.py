@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_logged
-from lake.contract import BLOB_TRIGGER_POISON_QUEUE, poison_queue
+from functions.scoring.outcome import Status
+from lake.contract import BLOB_TRIGGER_POISON_QUEUE, SCORING_INPUT_CONTAINER, poison_queue
 from model import DEFAULT_MODEL_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +201,7 @@ def run_hosts(connection: str, hosts: int) -> tuple[float, list[dict]]:
 def check(service, queues, files: list[Planned], version: str, reports: list[dict]) -> tuple[list[str], dict]:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from lake.contract import PREDICTIONS_CONTAINER, REJECTED_CONTAINER, SCORING_INPUT_CONTAINER
+    from lake.contract import PREDICTIONS_CONTAINER, REJECTED_CONTAINER
     from lake.paths import OutputPaths
 
     violations: list[str] = []
@@ -210,7 +211,7 @@ def check(service, queues, files: list[Planned], version: str, reports: list[dic
         o["input"].removeprefix(f"{SCORING_INPUT_CONTAINER}/")
         for r in reports
         for o in r["outcomes"]
-        if o["status"] == "scored"
+        if o["status"] == Status.SCORED
     )
     rows_of: dict[str, pd.DataFrame] = {}
     totals: list[float] = []
@@ -284,7 +285,6 @@ def soak(files_count: int, hosts: int, seed: int, markdown: str | None) -> int:
     from azure.storage.queue import QueueServiceClient
 
     from devstack import azurite as azurite_mod
-    from lake.contract import SCORING_INPUT_CONTAINER
     from tests.model_fixtures import build_models
     from tests.scoring_support import serve_model
 
@@ -321,7 +321,7 @@ def soak(files_count: int, hosts: int, seed: int, markdown: str | None) -> int:
     scored_rows = sum(f.rows for f in files if f.rows)
     totals = sorted(stats["manifest_total_s"])
     lines = [
-        "# Soak: scoring-input/ flooded at once, racing local hosts",
+        f"# Soak: {SCORING_INPUT_CONTAINER}/ flooded at once, racing local hosts",
         "",
         f"command: `{command_line('bench.soak')}`",
         "",

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from devstack import azurite, local_settings, runner
 from devstack.demo_data import load_demo_database, sqlite_connection_string
-from lake.contract import EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
+from lake.contract import DATA_LAKE, EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def run(rebuild: bool = False, with_model: bool = True) -> int:
             except Exception as error:  # noqa: BLE001 - shown to the user, demo goes on to report
                 console.print(f"[red]{function.name} failed:[/] {error}")
                 failed = True
-    service = BlobServiceClient.from_connection_string(settings["DataLake"])
+    service = BlobServiceClient.from_connection_string(settings[DATA_LAKE])
     show_landed(service, export_date, console)
     if not failed and with_model:
         from devstack import demo_model, demo_report
@@ -92,7 +92,9 @@ def run(rebuild: bool = False, with_model: bool = True) -> int:
         for outcome, count in sorted(delivered.counts.items()):
             console.print(f"{count:>5} x {outcome}")
         if not delivered:
-            console.print("nothing new in scoring-input/ (the export published the same bytes as before)")
+            console.print(
+                f"nothing new in {SCORING_INPUT_CONTAINER}/ (the export published the same bytes as before)"
+            )
         failed = demo_report.summarize(service, export_date, console) is None
     console.print(
         "Azurite keeps running for you to look around (`make stop` stops it). "

@@ -52,7 +52,7 @@ def resolve(environ: Mapping[str, str] | None = None, **ports: int) -> dict[str,
     environ = os.environ if environ is None else environ
     merged = defaults(**ports)
     merged.update(
-        {k: v for k, v in environ.items() if k in merged or k.startswith(("EXPORT_", "SCORING_", "DataLake"))}
+        {k: v for k, v in environ.items() if k in merged or k.startswith(("EXPORT_", "SCORING_", DATA_LAKE))}
     )
     return merged
 

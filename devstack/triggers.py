@@ -36,7 +36,7 @@ from azure.storage.queue import (
 )
 
 from devstack.runner import HostedFunction
-from lake.contract import BLOB_TRIGGER_POISON_QUEUE, HOSTS_CONTAINER, poison_queue
+from lake.contract import BLOB_TRIGGER_POISON_QUEUE, DATA_LAKE, HOSTS_CONTAINER, poison_queue
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def unmatched_reason(blob_name: str, suffix: str) -> str:
     (azure-sdk-for-net, Microsoft.Azure.WebJobs.Extensions.Storage.Blobs,
     `BlobsExtensionConfigProvider.ProcessEventsAsync`), and binding ignores a path that does not
     match (`BlobTriggerBinding.CreateBindingData`): so `Upper.CSV` *is* delivered and the function
-    runs (it logs and leaves the blob: `functions.scoring.paths.input_name`), while `notes.txt`
+    runs (it logs and leaves the blob: `lake.paths.input_name`), while `notes.txt`
     never produces an event. (Under LogsAndContainerScan polling the extension matches the path
     case-sensitively and skips both: `BlobTriggerExecutor`, `BindingTemplateSource.FromString`.)
     """
@@ -123,7 +123,7 @@ class TriggerHost:
     """Delivers new blobs and queue messages to the app's blob- and queue-triggered functions."""
 
     def __init__(
-        self, blob_service: BlobServiceClient, queue_service: QueueServiceClient, connection: str = "DataLake"
+        self, blob_service: BlobServiceClient, queue_service: QueueServiceClient, connection: str = DATA_LAKE
     ) -> None:
         self.blob_service = blob_service
         self.queue_service = queue_service

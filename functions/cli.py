@@ -19,7 +19,7 @@ from rich.table import Table
 from functions.export.engine import RunReport
 from functions.export.job import SourceUnavailableError, UnknownTableError, run_export, select_specs
 from functions.settings import SettingsError, load_settings
-from lake.contract import EXPORTS_CONTAINER
+from lake.contract import EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 
 
 def _date(text: str) -> dt.date:
@@ -109,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--date", type=_date, help="export date folder (default: today, UTC)")
     export.add_argument("-v", "--verbose", action="store_true", help="log each step")
     score = commands.add_parser(
-        "score", help="score blobs of scoring-input/ now, as the blob trigger does (skips what is done)"
+        "score",
+        help=f"score blobs of {SCORING_INPUT_CONTAINER}/ now, as the blob trigger does (skips what is done)",
     )
-    score.add_argument("blob", nargs="+", help="blob name in scoring-input, e.g. clients-2026-11-22.csv")
+    score.add_argument(
+        "blob", nargs="+", help=f"blob name in {SCORING_INPUT_CONTAINER}, e.g. clients-2026-11-22.csv"
+    )
     score.add_argument("-v", "--verbose", action="store_true", help="log each step")
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -84,8 +84,9 @@ def app_settings_for(environment: str, raw: Mapping[str, str]) -> AppSettings:
     try:
         load_settings({**placeholders, **values})
     except SettingsError as error:
-        keys = [s.stack_key for s in STACK_SETTINGS if s.stack_key and f"setting {s.name}" in str(error)]
-        where = f"config '{keys[0]}'" if keys else "the stack's app settings"
+        named = set(re.findall(r"\b[A-Z][A-Z_]+[A-Z]\b", str(error)))  # the settings the message names
+        keys = [f"'{s.stack_key}'" for s in STACK_SETTINGS if s.stack_key and s.name in named]
+        where = f"config {' / '.join(keys)}" if keys else "the stack's app settings"
         raise ConfigError(f"{where}: {error}") from None
     return AppSettings(values)
 

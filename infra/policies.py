@@ -15,6 +15,7 @@ from typing import Any
 
 from infra.flex import FLEX_DEPRECATED_SETTINGS, FLEX_DEPRECATED_SITE_CONFIG, is_flex
 from infra.roles import FORBIDDEN_ROLE_IDS
+from lake.contract import DATA_LAKE
 
 Props = Mapping[str, Any]
 
@@ -211,7 +212,7 @@ def _app_connections(props: Props) -> str | None:
     keyed = sorted(name for name, value in settings.items() if _KEY_MATERIAL.search(value))
     if keyed:
         return f"app settings carry storage keys or SAS tokens: {', '.join(keyed)}"
-    for connection in ("AzureWebJobsStorage", "DataLake"):
+    for connection in ("AzureWebJobsStorage", DATA_LAKE):
         if settings.get(f"{connection}__credential") != "managedidentity":
             return f"{connection}__credential must be 'managedidentity'"
     return None

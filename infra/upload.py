@@ -34,12 +34,13 @@ from azure.storage.blob import (
 
 from infra.archive import CodeArchive
 from infra.waiting import ROLE_PROPAGATION_SECONDS, NotYetError, Waiter
+from lake.contract import PACKAGE_CONTAINER
 
 log = logging.getLogger(__name__)
 SAS_LIFETIME = dt.timedelta(hours=1)  # One Deploy reads the package when the deployment starts
 CLOCK_SKEW = dt.timedelta(minutes=5)  # start a little in the past, as the SAS docs recommend
 NEXT_STEP = (
-    "The deployer's grants on the host storage (Storage Blob Data Contributor on app-package, "
+    f"The deployer's grants on the host storage (Storage Blob Data Contributor on {PACKAGE_CONTAINER}, "
     "Storage Blob Delegator on the account) exist but have not reached the storage service yet: "
     "run `pulumi up` again in a few minutes."
 )

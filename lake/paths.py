@@ -1,4 +1,5 @@
-"""Every blob path of the storage contract, built in one place (the containers: `lake.contract`).
+"""The blob paths of the data flow, built in one place (the containers: `lake.contract`; the
+registry's paths inside `models/`: `model/registry/layout.py`).
 
 exports/{table}/{YYYY-MM-DD}/{table}.csv + _manifest.json     one export of one table and day
 scoring-input/{name}.csv                                      the input (users, apps, the export)
@@ -103,8 +104,9 @@ class OutputPaths:
     def shards(self, run: str) -> str:
         return f"{self.folder}/{SHARDS_DIR}/{run}/"
 
-    def shard_result(self, run: str, index: int) -> str:
-        return f"{self.shards(run)}{index:05d}.json"
+    def shard_file(self, run: str, index: int, suffix: str = ".json") -> str:
+        """A fan-out work file of shard `index`: its result (`.json`), ids, seeds, re-scored result."""
+        return f"{self.shards(run)}{index:05d}{suffix}"
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,14 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 from functions.export import manifest as mf
 from functions.export.csv_format import read_records
 from lake import paths as lake_paths
+from lake.contract import PREDICTIONS_CONTAINER, REJECTED_CONTAINER
 
 if TYPE_CHECKING:  # the scoring side is imported only by the scoring fault tests
     from functions.scoring.context import ScoringContext
 
-PREDICTIONS_CONTAINER, REJECTED_CONTAINER = "predictions", "rejected"  # functions/scoring/paths.py
 
 # The product's clients wait up to 120 s for a read and back off 15 s and more between tries
-# (functions/clients.py); the fault tests use the same SDK with a 2 s read timeout and 0.2 s waits.
+# (lake/clients.py); the fault tests use the same SDK with a 2 s read timeout and 0.2 s waits.
 FAST = {"connection_timeout": 2, "read_timeout": 2}
 
 

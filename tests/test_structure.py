@@ -64,7 +64,9 @@ def imports_of(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found |= {resolve(alias.name) for alias in node.names} - {None}  # type: ignore[arg-type]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            raise AssertionError(f"{path}:{node.lineno}: relative import; the tree imports by absolute name")
+        elif isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 submodule = f"{node.module}.{alias.name}"
                 target = submodule if submodule in MODULES else resolve(node.module)
@@ -158,6 +160,8 @@ NAMES = (
     contract.PACKAGE_CONTAINER,
 )
 CONTRACT = REPO / "lake" / "contract.py"
+# Names no English text contains by chance: spelled anywhere (prose and messages too), they are wrong.
+DISTINCT = tuple(name for name in NAMES if "-" in name)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -198,7 +202,7 @@ def spelled_names(tree: ast.AST) -> list[tuple[int, str]]:
         parent = parents.get(id(node))
         grandparent = parents.get(id(parent)) if parent is not None else None
         named = node.value in NAMES and not _not_a_name(node, parent, grandparent)
-        if named or paths.search(node.value):
+        if named or paths.search(node.value) or any(name in node.value for name in DISTINCT):
             hits.append((node.lineno, node.value))
     return hits
 
@@ -226,7 +230,40 @@ def test_no_module_outside_the_contract_spells_a_container_or_queue_name() -> No
         ('folder = Path(work) / "models"', []),
         ('class Status(StrEnum):\n    REJECTED = "rejected"', []),
         ('Outcome("rejected", name)', [(1, "rejected")]),
+        (
+            'parser.add_argument("blob", help="a blob name in scoring-input")',
+            [(1, "a blob name in scoring-input")],
+        ),
+        ('rows = manifest["app-package"]', [(1, "app-package")]),
     ],
 )
 def test_the_contract_rule_catches_a_spelled_name(code: str, expected: list[tuple[int, str]]) -> None:
     assert spelled_names(ast.parse(code)) == expected
+
+
+# -- the environment is read in one place -------------------------------------------------------
+
+
+def environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that read the process environment (`os.environ`, `os.getenv`, `environ.get`)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            lines += [node.lineno for alias in node.names if alias.name in {"environ", "getenv"}]
+    return lines
+
+
+def test_the_app_reads_its_environment_only_through_the_settings() -> None:
+    """`functions/` reads settings through functions.settings (where the catalog checks them)."""
+    settings = REPO / "functions" / "settings"
+    found = {
+        f"{path.relative_to(REPO)}:{line}"
+        for path in sorted((REPO / "functions").rglob("*.py"))
+        if settings not in path.parents
+        for line in environment_reads(ast.parse(path.read_text()))
+    }
+    assert found == set()
+    assert environment_reads(ast.parse('import os\nx = os.environ.get("EXPORT_TABLES")')) == [2]
+    assert environment_reads(ast.parse("from os import getenv")) == [1]

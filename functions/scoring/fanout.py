@@ -176,7 +176,7 @@ def _results(container: ContainerClient, task: ShardTask) -> list[dict[str, Any]
         return None
     results = []
     for index in range(task.shards):
-        text = read_text(container, task.paths.shard_result(task.run, index))
+        text = read_text(container, task.paths.shard_file(task.run, index))
         if text is None:  # another assembler finished and tidied up meanwhile
             return None
         results.append(json.loads(text))

@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from dataclasses import dataclass
 
+from lake.contract import SCORING_INPUT_CONTAINER
 from model.csvinput.errors import FileRejected
 from model.csvinput.scan import UTF8_BOM
 from model.schema import InputSchema
@@ -32,8 +33,8 @@ def sniff_delimiter(first_bytes: bytes) -> str:
 def _hint(found: str, delimiter: str) -> str:
     if delimiter == ",":
         return (
-            f"the header is separated by {found!r}, not ',': scoring-input files are comma-separated "
-            "(RFC 4180); export with ',' as the delimiter"
+            f"the header is separated by {found!r}, not ',': {SCORING_INPUT_CONTAINER} files are "
+            "comma-separated (RFC 4180); export with ',' as the delimiter"
         )
     return (
         f"the header is separated by {found!r}, not {delimiter!r}: save it with {delimiter!r} between fields"
