@@ -74,16 +74,23 @@ class ReadPlan:
     decoders: tuple[str | None, ...]  # per column: a decoder name from DECODERS, or None
     expressions: tuple[str, ...]  # per column: what the SELECT lists ("*" when all are plain)
     checks: tuple[Check, ...] = ()
+    # Name every selected column c0, c1, ... (the guard `guard`): for a driver whose column-name
+    # metadata cannot be trusted (SQLite's), the names are taken from `columns`, never from it.
+    ascii_aliases: bool = False
 
     @property
     def select_list(self) -> str:
-        plain = all(e == quote_name(c.name) for e, c in zip(self.expressions, self.columns, strict=True))
-        if plain and not self.checks:
+        pairs = list(zip(self.expressions, self.columns, strict=True))
+        plain = all(e == quote_name(c.name) for e, c in pairs)
+        if plain and not self.checks and not self.ascii_aliases:
             return "*"
-        items = [f"{e} AS {quote_name(c.name)}" for e, c in zip(self.expressions, self.columns, strict=True)]
+        if self.ascii_aliases:
+            items = [f"{e} AS c{i}" for i, (e, _) in enumerate(pairs)]
+        else:
+            items = [f"{e} AS {quote_name(c.name)}" for e, c in pairs]
         if self.checks:
             cases = " ".join(f"WHEN {check.condition} THEN {n}" for n, check in enumerate(self.checks, 1))
-            items.append(f"CASE {cases} END")
+            items.append(f"CASE {cases} END" + (" AS guard" if self.ascii_aliases else ""))
         return ", ".join(items)
 
     @property
@@ -149,19 +156,28 @@ def read_plan(
     schema: str | None = None,
 ) -> ReadPlan:
     """Probe the result's columns (no rows read) and plan how to select them exactly."""
-    with connection.cursor() as cursor:
-        # the relation is a validated, quoted name or the operator's own named query (EXPORT_QUERIES)
-        cursor.execute(f"SELECT * FROM {relation} WHERE 1 = 0")  # noqa: S608 - see above
-        description = cursor.description or ()
     kind = drivers.kind(connection_string)
     if kind == drivers.SQLITE:
-        names, declared = _sqlite_names(connection, relation, table, schema, len(description))
+        # Names first, as data; then the types, from a probe whose columns have ASCII names: the
+        # driver's own names for non-ASCII columns are garbage, sometimes not even valid UTF-16,
+        # and pyodbc then fails the execute itself (UnicodeDecodeError, 1 run in 3 or so).
+        names, declared = _sqlite_names(connection, relation, table, schema)
+        probe = ", ".join(f"{quote_name(name)} AS c{i}" for i, name in enumerate(names))
+        description = _describe(connection, f"SELECT {probe} FROM {relation} WHERE 1 = 0")  # noqa: S608 - quoted
         return _sqlite_plan(description, names, declared, drivers.sqlite_bigint_off(connection_string))
+    # the relation is a validated, quoted name or the operator's own named query (EXPORT_QUERIES)
+    description = _describe(connection, f"SELECT * FROM {relation} WHERE 1 = 0")  # noqa: S608 - see above
     if kind == drivers.POSTGRESQL:
         return _postgres_plan(description)
     if kind == drivers.MSSQL:
         return _mssql_plan(description)
     return _plain_plan(description)
+
+
+def _describe(connection: pyodbc.Connection, sql: str) -> Sequence[Any]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.description or ()
 
 
 def _columns(description: Sequence[Any], names: Sequence[str] | None = None) -> tuple[Column, ...]:
@@ -207,7 +223,7 @@ def _mssql_plan(description: Sequence[Any]) -> ReadPlan:
 
 
 def _sqlite_names(
-    connection: pyodbc.Connection, relation: str, table: str | None, schema: str | None, count: int
+    connection: pyodbc.Connection, relation: str, table: str | None, schema: str | None
 ) -> tuple[list[str], list[str]]:
     """Column names and declared types as data, never through the driver's garbled metadata."""
     with connection.cursor() as cursor:
@@ -225,12 +241,8 @@ def _sqlite_names(
         finally:
             if table is None:
                 cursor.execute("DROP VIEW IF EXISTS temp.export_probe")
-    if len(rows) != count:
-        raise FidelityError(
-            f"SQLite reports {len(rows)} columns for {relation} but the driver {count}: "
-            "give every column of the query a distinct name"
-        )
-    return [bytes.fromhex(row[0]).decode("utf-8") for row in rows], [(row[1] or "").upper() for row in rows]
+    names = [bytes.fromhex(row[0]).decode("utf-8") for row in rows]
+    return names, [(row[1] or "").upper() for row in rows]
 
 
 def _sqlite_plan(
@@ -294,7 +306,9 @@ def _sqlite_plan(
         wire_types.append(wire)
         decoders.append(decoder)
         expressions.append(expression)
-    return ReadPlan(columns, tuple(wire_types), tuple(decoders), tuple(expressions), tuple(checks))
+    return ReadPlan(
+        columns, tuple(wire_types), tuple(decoders), tuple(expressions), tuple(checks), ascii_aliases=True
+    )
 
 
 _TEXT_PROBLEM = (
