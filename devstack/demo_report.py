@@ -99,7 +99,7 @@ def summarize(service: BlobServiceClient, export_date: dt.date, console: Console
         f"{manifest['durations_s']['total']:.1f}s: "
         f"expected subscribers {manifest['expected_positives']:,.0f}; "
         f"{manifest['to_call']:,} to call at the threshold {model['threshold']:.3f}; drift {drift['status']}"
-        + (f" ({', '.join(drift['drifted'])})" if drift["drifted"] else "")
+        + (f" ({', '.join(drift['drifted_features'])})" if drift["drifted_features"] else "")
     )
     console.print(summary)
 

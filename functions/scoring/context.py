@@ -107,7 +107,15 @@ class ScoringContext:
         }
         write_json(self.service.get_container_client(MONITORING_CONTAINER), path, report)
         if report["status"] in ("warn", "alert"):
-            log.warning("drift %s for %s: %s", report["status"], source.path, report["drifted"] or "scores")
+            drifted = ", ".join(report["drifted_features"]) or "the scores only"
+            log.warning(
+                "drift %s for %s: dataset drifted %s (drift share %s); drifted: %s",
+                report["status"],
+                source.path,
+                report["drifted"],
+                report["drift_share"],
+                drifted,
+            )
         return path
 
 
