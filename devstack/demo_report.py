@@ -98,8 +98,7 @@ def summarize(service: BlobServiceClient, export_date: dt.date, console: Console
         f"scored {rows['scored']:,} of {rows['in']:,} clients ({rows['rejected']:,} rejected) in "
         f"{manifest['durations_s']['total']:.1f}s: "
         f"expected subscribers {manifest['expected_positives']:,.0f}; "
-        f"{manifest['to_call']:,} to call at the threshold {model['threshold']:.3f}; drift {drift['status']}"
-        + (f" ({', '.join(drift['drifted_features'])})" if drift["drifted_features"] else "")
+        f"{manifest['to_call']:,} to call at the threshold {model['threshold']:.3f}; {drift_verdict(drift)}"
     )
     console.print(summary)
 
@@ -126,3 +125,18 @@ def summarize(service: BlobServiceClient, export_date: dt.date, console: Console
     report.write_text("\n".join(lines))
     console.print(f"report: {report} (plot: {plot}); predictions: {predictions}")
     return report
+
+
+def drift_verdict(drift: dict[str, Any]) -> str:
+    """One line of the batch's drift report: its status, the dataset verdict, the drifted features.
+
+    Reports written before the dataset verdict existed (`drifted` was the list of features) read too,
+    so a demo re-run over an older Azurite still ends with its summary.
+    """
+    older = drift.get("drifted") if isinstance(drift.get("drifted"), list) else []
+    features = drift.get("drifted_features", older)
+    line = f"drift {drift['status']}"
+    if "drift_share" in drift:
+        verdict = "drifted" if drift["drifted"] else "not drifted"
+        line += f" (dataset {verdict}: {drift['drift_share']:.0%} of features drifted)"
+    return line + (f"; drifted: {', '.join(features)}" if features else "")
