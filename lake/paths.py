@@ -9,6 +9,10 @@ predictions/{name}/{version}/_manifest.json                   written last: the 
 predictions/{name}/{version}/_shards/{run}/...                fan-out work files, deleted when done
 rejected/{name}/{etag}/{leaf}.csv + error.json                a file refused whole, untouched
 monitoring/{model}/drift/{YYYY-MM-DD}/{name}.json             drift of each scored batch
+monitoring/{model}/drift/{YYYY-MM-DD}/{name}.html             its page: reference vs batch histograms
+monitoring/{model}/estimates/{YYYY-MM-DD}/{name}.json         the batch's label-free quality estimate
+monitoring/{model}/quality/{period}.json                      realised quality of one period, per version
+monitoring/{model}/dashboard/index.html                       the model's dashboard (the monitor timer)
 """
 
 from __future__ import annotations
@@ -132,6 +136,38 @@ class RejectedPaths:
 # -------------------------------------------------------------------------------------- monitoring
 
 
+DRIFT_DIR = "drift"
+ESTIMATES_DIR = "estimates"
+QUALITY_DIR = "quality"
+DASHBOARD_DIR = "dashboard"
+DASHBOARD_FILE = "index.html"
+
+
 def drift_path(model_name: str, day: str, name: str) -> str:
     """`monitoring/` path of the drift report of one scored batch."""
-    return f"{model_name}/drift/{day}/{name}.json"
+    return f"{model_name}/{DRIFT_DIR}/{day}/{name}.json"
+
+
+def drift_page_path(model_name: str, day: str, name: str) -> str:
+    """`monitoring/` path of the batch's drift page (HTML beside the JSON report)."""
+    return f"{model_name}/{DRIFT_DIR}/{day}/{name}.html"
+
+
+def estimate_path(model_name: str, day: str, name: str) -> str:
+    """`monitoring/` path of the label-free estimate of one scored batch (written before any outcome)."""
+    return f"{model_name}/{ESTIMATES_DIR}/{day}/{name}.json"
+
+
+def quality_path(model_name: str, period: str) -> str:
+    """`monitoring/` path of one period's realised quality (every model version scored in it)."""
+    return f"{model_name}/{QUALITY_DIR}/{period}.json"
+
+
+def dashboard_path(model_name: str) -> str:
+    """`monitoring/` path of the model's dashboard page."""
+    return f"{model_name}/{DASHBOARD_DIR}/{DASHBOARD_FILE}"
+
+
+def monitoring_prefix(model_name: str, kind: str) -> str:
+    """The `monitoring/` prefix listing every document of one kind (DRIFT_DIR, ESTIMATES_DIR, ...)."""
+    return f"{model_name}/{kind}/"
