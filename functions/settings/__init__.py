@@ -18,11 +18,13 @@ from functions.settings.catalog import BY_NAME, CATALOG
 from functions.settings.values import MIB, SettingsError, default_workers, text, value
 from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
+from model.drift import DriftConfig
 
 __all__ = [
     "CATALOG",
     "MIB",
     "ExportSettings",
+    "MonitoringSettings",
     "ScoringSettings",
     "Settings",
     "SettingsError",
@@ -30,6 +32,7 @@ __all__ = [
     "export_defaults",
     "get_settings",
     "load_settings",
+    "monitoring_defaults",
     "scoring_defaults",
 ]
 
@@ -50,13 +53,24 @@ class ScoringSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """When the monitor runs, the period quality is cut by, and the drift report's thresholds."""
+
+    schedule: str
+    period: str  # day | week | month (model.monitoring.join.PERIODS)
+    drift: DriftConfig
+
+
+@dataclass(frozen=True)
 class Settings:
     data_lake: StorageConnection
     db_connection_string: str
+    app_insights_connection_string: str  # empty: plain logging (functions.telemetry)
     export: ExportSettings
     model_name: str
     model_stage: str
     scoring: ScoringSettings
+    monitoring: MonitoringSettings
 
 
 def _read(env: Mapping[str, str], name: str) -> Any:
@@ -108,6 +122,20 @@ def _scoring(env: Mapping[str, str]) -> ScoringSettings:
     )
 
 
+def _monitoring(env: Mapping[str, str]) -> MonitoringSettings:
+    drift = DriftConfig(
+        wasserstein=_read(env, "DRIFT_WASSERSTEIN_THRESHOLD"),
+        jensen_shannon=_read(env, "DRIFT_JENSEN_SHANNON_THRESHOLD"),
+        small_batch_rows=_read(env, "DRIFT_SMALL_BATCH_ROWS"),
+        alpha=_read(env, "DRIFT_ALPHA"),
+        drift_share=_read(env, "DRIFT_SHARE"),
+        weight_by_importance=_read(env, "DRIFT_WEIGHT_BY_IMPORTANCE"),
+    )
+    return MonitoringSettings(
+        schedule=_read(env, "MONITOR_SCHEDULE"), period=_read(env, "MONITOR_PERIOD"), drift=drift
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate every setting the app reads; raise SettingsError naming the first bad one."""
     env = os.environ if env is None else env
@@ -115,16 +143,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         data_lake=_read(env, DATA_LAKE),
         db_connection_string=_read(env, "DB_CONNECTION_STRING"),
+        app_insights_connection_string=_read(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         export=export,
         model_name=_read(env, "MODEL_NAME"),
         model_stage=_read(env, "MODEL_STAGE"),
         scoring=_scoring(env),
+        monitoring=_monitoring(env),
     )
 
 
 def export_defaults(**changes: Any) -> ExportSettings:
     """The export settings with every catalog default (tests and benchmarks change a few)."""
     return replace(_export({}), **changes)
+
+
+def monitoring_defaults() -> MonitoringSettings:
+    """The monitoring settings with every catalog default."""
+    return _monitoring({})
 
 
 def scoring_defaults(**changes: Any) -> ScoringSettings:

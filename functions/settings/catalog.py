@@ -16,6 +16,8 @@ from enum import StrEnum
 from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER, SCORING_SHARDS_QUEUE
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES, MAX_RECORD_BYTES
+from model.drift import DEFAULT_CONFIG as DRIFT_DEFAULTS
+from model.monitoring.join import PERIODS
 from model.registry import SERVING_STAGE, STAGES
 
 
@@ -26,6 +28,7 @@ class Kind(StrEnum):
     LIST = "list"  # comma-separated names; empty means none
     JSON = "json"
     INT = "int"
+    NUMBER = "number"  # a decimal number: 0.1, 5e-2
     WORKERS = "workers"  # a whole number, or `auto`: one per core, at most 4
     SIZE = "size"  # bytes: 1048576, 512KiB, 64MB, 10GiB
     BOOL = "bool"
@@ -59,8 +62,8 @@ class Setting:
     kind: Kind
     meaning: str
     default: str | None = None  # as an app setting's text; None: required, or not read by the app
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None  # inclusive bounds of INT, WORKERS and NUMBER
+    maximum: float | None = None
     choices: tuple[str, ...] = ()
     reader: Reader = Reader.APP
     cloud: Cloud = Cloud.DEFAULT
@@ -97,8 +100,9 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         Kind.TEXT,
-        "where the host sends logs and metrics (Application Insights)",
-        reader=Reader.HOST,
+        "where the host and the app's structured events go (Application Insights); "
+        "empty: plain logging only",
+        default="",
         cloud=Cloud.RESOURCE,
     ),
     Setting(
@@ -155,6 +159,25 @@ CATALOG: tuple[Setting, ...] = (
         stack_key="modelStage",
         cloud_value=STACK_NAME,
         local="dev",
+    ),
+    # -- monitoring -------------------------------------------------------------------------------
+    Setting(
+        "MONITOR_SCHEDULE",
+        Kind.NCRONTAB,
+        "when the monitor timer joins outcomes with predictions and redraws the dashboard (UTC); "
+        "after the export and its scoring",
+        default="0 30 3 * * *",
+        cloud=Cloud.VALUE,
+        stack_key="monitorSchedule",
+    ),
+    Setting(
+        "MONITOR_PERIOD",
+        Kind.CHOICE,
+        "the period realised quality is computed per: `week` (ISO weeks), `day` or `month`",
+        default="week",
+        choices=PERIODS,
+        cloud=Cloud.VALUE,
+        stack_key="monitorPeriod",
     ),
     # -- batch scoring ----------------------------------------------------------------------------
     Setting(
@@ -242,6 +265,54 @@ CATALOG: tuple[Setting, ...] = (
         default=AUTO,
         minimum=1,
         maximum=32,
+    ),
+    Setting(
+        "DRIFT_WASSERSTEIN_THRESHOLD",
+        Kind.NUMBER,
+        "normalised Wasserstein distance from which a numeric feature drifted (batches over "
+        "DRIFT_SMALL_BATCH_ROWS)",
+        default=str(DRIFT_DEFAULTS.wasserstein),
+        minimum=0.001,
+        maximum=10,
+    ),
+    Setting(
+        "DRIFT_JENSEN_SHANNON_THRESHOLD",
+        Kind.NUMBER,
+        "Jensen-Shannon distance (base 2) from which a categorical feature drifted",
+        default=str(DRIFT_DEFAULTS.jensen_shannon),
+        minimum=0.001,
+        maximum=1,
+    ),
+    Setting(
+        "DRIFT_SMALL_BATCH_ROWS",
+        Kind.INT,
+        "batches of at most this many rows are judged by KS and chi-squared tests with "
+        "false-discovery-rate control instead of distances",
+        default=str(DRIFT_DEFAULTS.small_batch_rows),
+        minimum=0,
+        maximum=10_000,
+    ),
+    Setting(
+        "DRIFT_ALPHA",
+        Kind.NUMBER,
+        "the false discovery rate of the small-batch tests",
+        default=str(DRIFT_DEFAULTS.alpha),
+        minimum=0.0001,
+        maximum=0.5,
+    ),
+    Setting(
+        "DRIFT_SHARE",
+        Kind.NUMBER,
+        "share of drifted features (weighted by importance) from which the dataset drifted",
+        default=str(DRIFT_DEFAULTS.drift_share),
+        minimum=0.01,
+        maximum=1,
+    ),
+    Setting(
+        "DRIFT_WEIGHT_BY_IMPORTANCE",
+        Kind.BOOL,
+        "weigh the drift share by the model's permutation importance (reference.json)",
+        default=str(DRIFT_DEFAULTS.weight_by_importance).lower(),
     ),
     # -- the Functions host, locally --------------------------------------------------------------
     Setting(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -67,6 +68,8 @@ def parse(setting: Setting, raw: str) -> Any:
             if setting.kind is Kind.WORKERS and raw.lower() == AUTO:
                 return default_workers()
             return _whole_number(setting, raw)
+        case Kind.NUMBER:
+            return _decimal(setting, raw)
         case Kind.SIZE:
             found = _SIZE.fullmatch(raw)
             if found is None or int(found.group(1)) < 1:
@@ -113,4 +116,16 @@ def _whole_number(setting: Setting, raw: str) -> int:
     high = setting.maximum if setting.maximum is not None else 2**63
     if not low <= number <= high:
         raise SettingsError(f"setting {setting.name}={number} is outside {low}..{high}")
+    return number
+
+
+def _decimal(setting: Setting, raw: str) -> float:
+    try:
+        number = float(raw)
+    except ValueError:
+        raise SettingsError(f"setting {setting.name}={raw!r} is not a number such as 0.1") from None
+    low = setting.minimum if setting.minimum is not None else -math.inf
+    high = setting.maximum if setting.maximum is not None else math.inf
+    if not low <= number <= high:  # also refuses nan
+        raise SettingsError(f"setting {setting.name}={number} is outside {low:g}..{high:g}")
     return number

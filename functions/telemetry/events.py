@@ -55,7 +55,7 @@ BATCH_SCORED = Event(
 
 INPUT_REJECTED = Event(
     "input_rejected",
-    "a scoring input was refused whole and moved to rejected/",
+    "a scoring input was refused whole (its copy and error.json kept for a fix)",
     ("input", "code", "message"),
 )
 
@@ -83,7 +83,7 @@ QUALITY_MEASURED = Event(
 MONITOR_RUN = Event(
     "monitor_run",
     "one run of the monitor timer finished",
-    ("model_name", "periods", "predictions", "outcomes", "seconds", "dashboard"),
+    ("model_name", "periods", "predicted_rows", "outcome_rows", "seconds", "dashboard"),
 )
 
 EVENTS: tuple[Event, ...] = (EXPORT_TABLE, BATCH_SCORED, INPUT_REJECTED, QUALITY_MEASURED, MONITOR_RUN)
