@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import queue
 import threading
 import uuid
@@ -17,6 +18,8 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
+
+from lake.contract import HTML_CONTENT_TYPE, JSON_CONTENT_TYPE
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -191,3 +194,20 @@ def delete_if_exists(container: ContainerClient, path: str) -> bool:
 def ensure_container(container: ContainerClient) -> None:
     with contextlib.suppress(ResourceExistsError):
         container.create_container()
+
+
+def write_json(container: ContainerClient, path: str, document: dict[str, Any]) -> None:
+    """A small JSON document, replaced whole (its content is the same for the same input version)."""
+    container.upload_blob(
+        path,
+        (json.dumps(document, indent=2, default=str) + "\n").encode(),
+        overwrite=True,
+        content_settings=ContentSettings(content_type=JSON_CONTENT_TYPE),
+    )
+
+
+def write_html(container: ContainerClient, path: str, page: str) -> None:
+    """A small HTML page, replaced whole in one upload (readers see the old page or the new one)."""
+    container.upload_blob(
+        path, page.encode(), overwrite=True, content_settings=ContentSettings(content_type=HTML_CONTENT_TYPE)
+    )

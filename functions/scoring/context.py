@@ -1,5 +1,5 @@
 """What every scoring step shares: settings, the storage clients, the model source, and the
-pieces of output common to a whole file and a fanned-out one (manifest draft, drift report)."""
+pieces of output common to a whole file and a fanned-out one (manifest draft, monitoring documents)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
-from functions.blob_io import ensure_container
+from functions.blob_io import ensure_container, write_json
 from functions.scoring.models import ModelSource, ServedModel
-from functions.scoring.outputs import MANIFEST_FORMAT, write_json
+from functions.scoring.outputs import MANIFEST_FORMAT
 from functions.scoring.source import InputBlob
 from functions.settings import Settings
 from lake import clients
@@ -26,10 +27,10 @@ from lake.contract import (
     SCORING_INPUT_CONTAINER,
     SCORING_OUTPUT_CONTAINERS,
 )
-from lake.paths import OutputPaths, drift_path
+from lake.paths import OutputPaths, drift_path, estimate_path
 from model.csvinput.run import ReadOptions
 from model.csvinput.scorer import Tally
-from model.drift import DriftCounts
+from model.monitoring.batch import BatchCounts
 from model.registry import BlobStore, Registry
 
 if TYPE_CHECKING:
@@ -90,22 +91,42 @@ class ScoringContext:
                     self._queue.create_queue()
         return self._queue
 
-    def write_drift(
-        self, name: str, served: ServedModel, source: InputBlob, drift: DriftCounts, scored_at: str
-    ) -> str:
-        """The batch's drift report in monitoring/; returns its path in the container.
+    def write_monitoring(
+        self,
+        name: str,
+        served: ServedModel,
+        source: InputBlob,
+        counts: BatchCounts,
+        tally: Tally,
+        scored_at: str,
+    ) -> BatchMonitoring:
+        """The batch's drift report and label-free estimate in monitoring/, before its output is published.
 
-        Raises InputChanged first if the input was replaced: a stale version writes no drift report.
+        Raises InputChanged first if the input was replaced: a stale version writes no report.
+        The estimate is recorded now, before any outcome exists, so that it can later be set
+        beside the realised figures (model.monitoring.compare).
         """
         source.check_current()
-        path = drift_path(served.model.name, scored_at[:10], name)
-        report = {
+        monitoring = self.service.get_container_client(MONITORING_CONTAINER)
+        model, day = served.model.name, scored_at[:10]
+        context = {
             "input": {"blob": source.path, "etag": source.etag},
             "model": served.describe(),
             "scored_at": scored_at,
-            **drift.summary(),
         }
-        write_json(self.service.get_container_client(MONITORING_CONTAINER), path, report)
+        report = context | counts.drift_report(self.settings.monitoring.drift)
+        drift_at = drift_path(model, day, name)
+        write_json(monitoring, drift_at, report)
+        batch = {
+            "rows_in": tally.rows_in,
+            "rows_scored": tally.rows_scored,
+            "rows_rejected": tally.rows_rejected,
+        }
+        estimate = counts.estimate_record(context | {"batch": batch})
+        estimate_at = None
+        if estimate is not None:
+            estimate_at = estimate_path(model, day, name)
+            write_json(monitoring, estimate_at, estimate)
         if report["status"] in ("warn", "alert"):
             drifted = ", ".join(report["drifted_features"]) or "the scores only"
             log.warning(
@@ -116,7 +137,30 @@ class ScoringContext:
                 report["drift_share"],
                 drifted,
             )
-        return path
+        return BatchMonitoring(drift_at, estimate_at, batch_summary(report, estimate))
+
+
+@dataclass(frozen=True)
+class BatchMonitoring:
+    """Where a batch's monitoring documents went, and the figures its telemetry event carries."""
+
+    drift: str
+    estimate: str | None
+    summary: dict[str, Any]
+
+
+def batch_summary(report: dict[str, Any], estimate: dict[str, Any] | None) -> dict[str, Any]:
+    """The drift verdict and the label-free estimate in the dimensions of the batch_scored event."""
+    expected = estimate or {}
+    return {
+        "drift_status": report["status"],
+        "dataset_drifted": report["drifted"],
+        "drift_share": report["drift_share"],
+        "drifted_features": report["drifted_features"],
+        "scores_drifted": bool(report.get("scores", {}).get("drifted")),
+        "expected_subscribers": (expected.get("subscribers") or {}).get("expected"),
+        "expected_roc_auc": (expected.get("roc_auc") or {}).get("expected"),
+    }
 
 
 def manifest_draft(
@@ -127,7 +171,7 @@ def manifest_draft(
     paths: OutputPaths,
     tally: Tally,
     ignored: tuple[str, ...],
-    drift: str,
+    monitoring: BatchMonitoring,
     scored_at: str,
     started: float,
     shards: int,
@@ -155,7 +199,8 @@ def manifest_draft(
             "rejected_rows": f"{PREDICTIONS_CONTAINER}/{paths.rejected_rows}"
             if tally.rows_rejected
             else None,
-            "drift": f"{MONITORING_CONTAINER}/{drift}",
+            "drift": f"{MONITORING_CONTAINER}/{monitoring.drift}",
+            "estimate": f"{MONITORING_CONTAINER}/{monitoring.estimate}" if monitoring.estimate else None,
         },
         "rows": {
             "in": tally.rows_in,

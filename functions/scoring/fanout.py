@@ -30,12 +30,12 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
-from functions.blob_io import StagedBlobWriter, read_text
+from functions.blob_io import StagedBlobWriter, read_text, write_json
 from functions.scoring.context import ScoringContext, manifest_draft
 from functions.scoring.errors import InputChanged
 from functions.scoring.models import ServedModel
 from functions.scoring.outcome import Outcome, Status
-from functions.scoring.outputs import OutputState, StagedBlocks, finalize, output_state, publish, write_json
+from functions.scoring.outputs import OutputState, StagedBlocks, finalize, output_state, publish
 from functions.scoring.rejection import reject_file
 from functions.scoring.shards import (
     MAX_CROSS_DUPLICATES,
@@ -65,7 +65,7 @@ from model.csvinput.scorer import (
     score_stream,
 )
 from model.csvinput.stream import CheckedStream
-from model.drift import DriftCounts
+from model.monitoring.batch import BatchCounts
 
 log = logging.getLogger(__name__)
 _RESULT = re.compile(r"^\d{5}\.json$")
@@ -109,7 +109,7 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
             seed = read_seed(container, task.work_file(task.shard, "seed"))
             ids.add(seed["h"], seed["r"])
         stream = CheckedStream(download_chunks(source, task.start, task.end), None, prefix=header_raw)
-        drift = DriftCounts(served.reference)
+        counts = BatchCounts(served.reference, served.model.threshold)
         # reject_file is decided by the assembler, over all shards: a shard only counts.
         policy = "keep" if task.duplicate_ids == "reject_file" else task.duplicate_ids
         batch = Batch(served.model, task.scored_at, id_column, policy)
@@ -119,7 +119,7 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
             batch,
             predictions,
             rejected,
-            drift,
+            counts,
             ctx.options.chunk_rows,
             task.first_row,
             ids=ids,
@@ -148,7 +148,7 @@ def _score_range(ctx: ScoringContext, task: ShardTask) -> dict[str, Any]:
         "blocks": predictions.block_ids,
         "rejected_blocks": rejected.writer.block_ids if rejected.writer is not None else [],
         "tally": tally.to_dict(),
-        "drift": drift.to_dict(),
+        "counts": counts.to_dict(),
         "first_row": task.first_row,
         "start": task.start,
         "end": task.end,
@@ -281,7 +281,7 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
             return Outcome(Status.SUPERSEDED, task.input, failed["message"])
         if failed is not None:
             raise FileRejected(failed["code"], failed["message"], **failed["details"])
-        tally, drift = _merged(results, served)
+        tally, counts = _merged(results, served)
         if cross is not None:  # keep / reject_file: what the shards found, and what repeats across them
             tally.first_duplicates = cross.resolve(tally.first_duplicates)
             tally.add_duplicates(cross.count, cross.examples)
@@ -297,20 +297,22 @@ def assemble_if_complete(ctx: ScoringContext, task: ShardTask) -> Outcome:
             "%s: shards read %d rows, the plan counted %d", task.input, tally.rows_in, task.input_rows
         )
     try:
-        outcome = _publish(ctx, task, served, results, tally, drift)
+        outcome = _publish(ctx, task, served, results, tally, counts)
     except InputChanged as change:
         outcome = Outcome(Status.SUPERSEDED, task.input, str(change))
     _tidy(container, task)
     return outcome
 
 
-def _merged(results: list[dict[str, Any]], served: ServedModel) -> tuple[Tally, DriftCounts]:
+def _merged(results: list[dict[str, Any]], served: ServedModel) -> tuple[Tally, BatchCounts]:
     tally = Tally()
-    drift = DriftCounts(served.reference)
+    counts = BatchCounts(served.reference, served.model.threshold)
     for result in results:
         tally.merge(Tally.from_dict(result["tally"]))
-        drift.merge(DriftCounts.from_dict(served.reference, result["drift"]))
-    return tally, drift
+        # a result of the version before the histogram holds its drift counts alone
+        shard = result.get("counts") or {"drift": result["drift"]}
+        counts.merge(BatchCounts.from_dict(served.reference, served.model.threshold, shard))
+    return tally, counts
 
 
 def _stage_header(blob: BlobClient, run: str, header: bytes) -> list[str]:
@@ -327,7 +329,7 @@ def _publish(
     served: ServedModel,
     results: list[dict[str, Any]],
     tally: Tally,
-    drift: DriftCounts,
+    counts: BatchCounts,
 ) -> Outcome:
     container = ctx.predictions
     paths = task.paths
@@ -342,7 +344,7 @@ def _publish(
         blob = container.get_blob_client(paths.rejected_rows)
         rejected = StagedBlocks(blob, _stage_header(blob, task.run, rejected_header()) + rejected_blocks)
     tally.seconds["publish"] += time.perf_counter() - started
-    drift_at = ctx.write_drift(task.name, served, source, drift, task.scored_at)
+    monitoring = ctx.write_monitoring(task.name, served, source, counts, tally, task.scored_at)
     draft = manifest_draft(
         source=source,
         input_sha256=task.input_sha256,
@@ -350,7 +352,7 @@ def _publish(
         paths=paths,
         tally=tally,
         ignored=tuple(results[0]["ignored"]),
-        drift=drift_at,
+        monitoring=monitoring,
         scored_at=task.scored_at,
         started=task.started,
         shards=task.shards,
@@ -360,4 +362,4 @@ def _publish(
     committed = publish(container, paths, task.etag, draft, predictions, rejected, source.check_current)
     manifest = finalize(container, paths, task.etag)
     detail = f"assembled {task.shards} shards: {tally.rows_scored:,} rows scored"
-    return Outcome(Status.published(committed), task.input, detail, manifest)
+    return Outcome(Status.published(committed), task.input, detail, manifest, monitoring.summary)

@@ -45,6 +45,7 @@ class Outcome:
     input: str
     detail: str
     manifest: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None  # the drift verdict and estimate (scoring.context.batch_summary)
 
     @property
     def ok(self) -> bool:

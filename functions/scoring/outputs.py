@@ -194,13 +194,3 @@ def _sha256_of(blob: Any, etag: str) -> str:
     for chunk in blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified).chunks():
         digest.update(chunk)
     return digest.hexdigest()
-
-
-def write_json(container: ContainerClient, path: str, document: dict[str, Any]) -> None:
-    """A small JSON document, replaced whole (its content is the same for the same input version)."""
-    container.upload_blob(
-        path,
-        (json.dumps(document, indent=2, default=str) + "\n").encode(),
-        overwrite=True,
-        content_settings=ContentSettings(content_type=JSON_CONTENT_TYPE),
-    )

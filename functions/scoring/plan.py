@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from functions.blob_io import read_text
+from functions.blob_io import read_text, write_json
 from functions.scoring.context import ScoringContext, now_iso
 from functions.scoring.models import ServedModel
 from functions.scoring.outcome import Outcome, Status
-from functions.scoring.outputs import write_json
 from functions.scoring.shards import MARKER, ShardTask, run_key
 from functions.scoring.source import InputBlob, download_chunks
 from lake.paths import OutputPaths

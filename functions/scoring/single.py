@@ -16,7 +16,7 @@ from model.csvinput.run import score_checked
 from model.csvinput.scan import RecordScanner
 from model.csvinput.scorer import LazySink
 from model.csvinput.stream import CheckedStream
-from model.drift import DriftCounts
+from model.monitoring.batch import BatchCounts
 
 
 def score_whole(
@@ -31,12 +31,12 @@ def score_whole(
         lambda: StagedBlobWriter(container.get_blob_client(paths.rejected_rows)), rejected_header()
     )
     try:
-        drift = DriftCounts(served.reference)
+        counts = BatchCounts(served.reference, served.model.threshold)
         scored = score_checked(
-            stream, served.model, scored_at, predictions, rejected, drift, ctx.read_options
+            stream, served.model, scored_at, predictions, rejected, counts, ctx.read_options
         )
         tally = scored.tally
-        drift_at = ctx.write_drift(name, served, source, drift, scored_at)
+        monitoring = ctx.write_monitoring(name, served, source, counts, tally, scored_at)
         started_publish = time.perf_counter()
         predictions.stage_rest()
         tally.seconds["publish"] += time.perf_counter() - started_publish
@@ -47,7 +47,7 @@ def score_whole(
             paths=paths,
             tally=tally,
             ignored=scored.header.ignored,
-            drift=drift_at,
+            monitoring=monitoring,
             scored_at=scored_at,
             started=started,
             shards=1,
@@ -69,4 +69,4 @@ def score_whole(
         f"{manifest['rows']['scored']:,} rows scored, {manifest['rows']['rejected']:,} rejected "
         f"with {served.model.name} v{served.model.version}"
     )
-    return Outcome(Status.published(committed), source.path, detail, manifest)
+    return Outcome(Status.published(committed), source.path, detail, manifest, monitoring.summary)

@@ -12,6 +12,7 @@ from model.csvinput.scan import RecordScanner
 from model.csvinput.scorer import (
     Batch,
     LazySink,
+    RowCounts,
     Sink,
     Tally,
     check_rows,
@@ -48,7 +49,7 @@ def score_checked(
     scored_at: str,
     predictions: Sink,
     rejected: Sink,
-    drift: DriftCounts,
+    drift: RowCounts,
     options: ReadOptions,
 ) -> ScoredInput:
     """Header checks, every row, and the end-of-file checks; raises FileRejected for a bad file.
@@ -82,7 +83,7 @@ def score_bytes(
     max_record_bytes: int = MAX_RECORD_BYTES,
     chunk_bytes: int = READ_CHUNK_BYTES,
     scored_at: str = "2026-11-22T02:00:00+00:00",
-    drift: DriftCounts | None = None,
+    drift: RowCounts | None = None,
 ) -> tuple[bytes, bytes, ScoredInput]:
     """Score an input held in memory (tests, tools): predictions, rejected rows (with headers), result.
 

@@ -22,11 +22,16 @@ from model.csvinput.errors import FileRejected
 from model.csvinput.header import Header
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS
 from model.csvinput.records import read_chunks
-from model.drift import DriftCounts
 from model.schema import InputSchema, Validated
 from model.serving import LoadedModel
 
 SAMPLE_REJECTIONS = 20
+
+
+class RowCounts(Protocol):
+    """What counts the scored rows for monitoring (model.drift.DriftCounts, model.monitoring.batch)."""
+
+    def add(self, features: Any, scores: np.ndarray) -> None: ...
 
 
 class Sink(Protocol):
@@ -173,7 +178,7 @@ def score_stream(
     batch: Batch,
     predictions: Sink,
     rejected: Sink,
-    drift: DriftCounts,
+    drift: RowCounts,
     chunk_rows: int,
     first_row: int = 1,
     ids: IdIndex | None = None,
