@@ -58,6 +58,8 @@ class MonitoringSettings:
 
     schedule: str
     period: str  # day | week | month (model.monitoring.join.PERIODS)
+    outcomes_table: str
+    lookback_days: int
     drift: DriftConfig
 
 
@@ -132,7 +134,11 @@ def _monitoring(env: Mapping[str, str]) -> MonitoringSettings:
         weight_by_importance=_read(env, "DRIFT_WEIGHT_BY_IMPORTANCE"),
     )
     return MonitoringSettings(
-        schedule=_read(env, "MONITOR_SCHEDULE"), period=_read(env, "MONITOR_PERIOD"), drift=drift
+        schedule=_read(env, "MONITOR_SCHEDULE"),
+        period=_read(env, "MONITOR_PERIOD"),
+        outcomes_table=_read(env, "MONITOR_OUTCOMES_TABLE"),
+        lookback_days=_read(env, "MONITOR_LOOKBACK_DAYS"),
+        drift=drift,
     )
 
 
@@ -140,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate every setting the app reads; raise SettingsError naming the first bad one."""
     env = os.environ if env is None else env
     export = _export(env)
+    monitoring = _monitoring(env)
     return Settings(
         data_lake=_read(env, DATA_LAKE),
         db_connection_string=_read(env, "DB_CONNECTION_STRING"),
@@ -148,7 +155,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_name=_read(env, "MODEL_NAME"),
         model_stage=_read(env, "MODEL_STAGE"),
         scoring=_scoring(env),
-        monitoring=_monitoring(env),
+        monitoring=monitoring,
     )
 
 

@@ -100,8 +100,7 @@ CATALOG: tuple[Setting, ...] = (
     Setting(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         Kind.TEXT,
-        "where the host and the app's structured events go (Application Insights); "
-        "empty: plain logging only",
+        "where the host and the app's structured events go (Application Insights); empty: plain logging only",
         default="",
         cloud=Cloud.RESOURCE,
     ),
@@ -178,6 +177,24 @@ CATALOG: tuple[Setting, ...] = (
         choices=PERIODS,
         cloud=Cloud.VALUE,
         stack_key="monitorPeriod",
+    ),
+    Setting(
+        "MONITOR_OUTCOMES_TABLE",
+        Kind.TEXT,
+        "the exported table of call outcomes (`client_id`, `contact_date`, `subscribed`) joined with "
+        "the predictions (normally one that EXPORT_TABLES exports; the monitor says when none is found)",
+        default="campaign_outcomes",
+        cloud=Cloud.VALUE,
+        stack_key="monitorOutcomesTable",
+    ),
+    Setting(
+        "MONITOR_LOOKBACK_DAYS",
+        Kind.INT,
+        "how far back each run recomputes quality (whole periods; older periods keep their last "
+        "record): longer than the outcomes' usual delay",
+        default="42",
+        minimum=1,
+        maximum=400,
     ),
     # -- batch scoring ----------------------------------------------------------------------------
     Setting(
