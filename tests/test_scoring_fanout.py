@@ -111,6 +111,20 @@ def test_shards_out_of_order_and_duplicated_assemble_exactly_once(
     assert score_input(ctx, client).status == "duplicate"
     assert _messages(ctx) == []
 
+    # The monitoring documents of the shards, merged, are exactly the whole file's.
+    def monitoring_of(kind: str, scored: ScoringContext, manifest: dict) -> dict:
+        container, _, path = manifest["output"][kind].partition("/")
+        document = json.loads(read_blob(scored, container, path))
+        return {k: v for k, v in document.items() if k not in ("input", "scored_at", "notes")}
+
+    for kind in ("drift", "estimate"):
+        assert monitoring_of(kind, ctx, manifest) == monitoring_of(kind, whole, whole_manifest), kind
+    estimate = monitoring_of("estimate", ctx, manifest)
+    assert estimate["batch"] == {"rows_in": ROWS, "rows_scored": ROWS - 4, "rows_rejected": 4}
+    assert estimate["rows"] == ROWS - 4 and estimate["subscribers"]["expected"] == pytest.approx(
+        manifest["expected_positives"], abs=1e-3
+    )
+
 
 def test_duplicate_trigger_does_not_plan_twice(ctx: ScoringContext) -> None:
     client = upload(ctx, unique("plan"), to_csv(bank_frame(ROWS)))
