@@ -200,8 +200,6 @@ def train(config: TrainConfig) -> TrainOutcome:
     (folder / artifacts.MODEL_FILE).write_bytes(model_bytes)
     columns = list(feature_set.columns)
     train_scores = best.pipeline.predict_proba(x_train[columns])[:, 1]
-    reference = build_reference(x_train[columns], schema, train_scores)
-    (folder / artifacts.REFERENCE_FILE).write_text(json.dumps(reference, indent=1))
     importance = permutation_importance(
         best.pipeline,
         x_valid[columns],
@@ -211,6 +209,9 @@ def train(config: TrainConfig) -> TrainOutcome:
         random_state=config.seed,
     )
     importances = dict(zip(columns, importance.importances_mean.tolist(), strict=True))
+    # The drift verdict weighs each feature by how much the model relies on it (DRIFT_WEIGHT_BY_IMPORTANCE)
+    reference = build_reference(x_train[columns], schema, train_scores, importance=importances)
+    (folder / artifacts.REFERENCE_FILE).write_text(json.dumps(reference, indent=1))
     comparison = [r.summary() for r in results]
 
     metadata: dict[str, Any] = {

@@ -74,6 +74,9 @@ def test_training_writes_a_complete_model_folder(trained):
         metadata["schema"]["categories"]
     )
     assert abs(sum(reference["scores"]["proportions"]) - 1) < 1e-9
+    # the drift verdict's weights: the same permutation importance the metadata reports, every feature
+    assert reference["importance"] == metadata["permutation_importance"]
+    assert set(reference["importance"]) == set(reference["features"])
 
 
 def test_training_is_reproducible_with_a_seed(trained, tmp_path):
