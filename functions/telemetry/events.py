@@ -56,7 +56,7 @@ BATCH_SCORED = Event(
 INPUT_REJECTED = Event(
     "input_rejected",
     "a scoring input was refused whole (its copy and error.json kept for a fix)",
-    ("input", "code", "message"),
+    ("input", "code", "reason"),  # not `message`: a LogRecord attribute, refused in `extra`
 )
 
 QUALITY_MEASURED = Event(
