@@ -58,7 +58,8 @@ SETTINGS = {
     "SCORING_SHARD_BYTES": "32KiB",
     "SCORING_CHUNK_ROWS": "500",
     "SCORING_THREADS": "1",
-    "EXPORT_SCHEDULE": "0 0 2 * * *",  # the timer is indexed but never fired here
+    "EXPORT_SCHEDULE": "0 0 2 * * *",  # the timers are indexed but never fired here
+    "MONITOR_SCHEDULE": "0 30 3 * * *",
 }
 HOST_TIMEOUT_S = 900
 log = logging.getLogger("bench.soak")

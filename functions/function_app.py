@@ -14,13 +14,18 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
 from functions.export.job import SourceUnavailableError, run_export
+from functions.monitor.dashboard import write_dashboard
+from functions.monitor.job import run_monitor
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
 from functions.settings import get_settings
+from functions.telemetry.setup import configure_telemetry
 from lake.contract import DATA_LAKE, EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 
 # Fail at start, naming the bad setting, rather than at the first 02:00 run.
 settings = get_settings()
+# Structured events (functions/telemetry/events.py) to Application Insights when it is configured.
+configure_telemetry(settings.app_insights_connection_string)
 
 app = func.FunctionApp()
 log = logging.getLogger("functions.function_app")
@@ -79,3 +84,20 @@ def score_shard(message: func.QueueMessage) -> None:
     """Score one shard of a fanned-out input; the last shard assembles the output."""
     outcome = score_shard_message(scoring(), message.get_body())
     log.info("score_shard %s: %s (%s)", outcome.input, outcome.status, outcome.detail)
+
+
+@app.function_name("monitor")
+@app.timer_trigger(schedule="%MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def monitor(timer: func.TimerRequest) -> None:
+    """Realised quality from the outcomes that arrived, beside the estimate; redraw the dashboard."""
+    if timer.past_due:
+        log.warning("monitor is running late (past due): the previous schedule slot was missed")
+    current = get_settings()
+    report = run_monitor(
+        current,
+        render=lambda service, registry, model: write_dashboard(
+            service, registry, model, stack=current.model_stage
+        ),
+    )
+    written = ", ".join(report.written) or "no period yet"
+    log.info("monitor %s: wrote %s; dashboard %s", report.model_name, written, report.dashboard)

@@ -48,6 +48,7 @@ def app_env(tmp_path: Path, azurite, blob_service) -> Iterator[dict[str, str]]:
         "EXPORT_TABLES": "clients,campaign_outcomes:contact_date",
         "EXPORT_PUBLISH_TABLES": "clients",
         "EXPORT_SCHEDULE": "0 0 2 * * *",
+        "MONITOR_SCHEDULE": "0 30 3 * * *",
     }
     with pytest.MonkeyPatch.context() as patch:
         for name in ("SCORING_BLOB_SOURCE", "SCORING_QUEUE", "MODEL_STAGE"):
@@ -69,10 +70,13 @@ def test_binding_metadata(app_env):
     triggers = {
         f.get_function_name(): f.get_trigger().get_dict_repr() for f in runner.index(function_app.app)
     }
-    assert sorted(triggers) == ["daily_export", "score_blob", "score_shard"]
+    assert sorted(triggers) == ["daily_export", "monitor", "score_blob", "score_shard"]
     timer = triggers["daily_export"]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "%EXPORT_SCHEDULE%"
     assert timer["runOnStartup"] is False and timer["useMonitor"] is True
+    monitor = triggers["monitor"]
+    assert monitor["type"] == "timerTrigger" and monitor["schedule"] == "%MONITOR_SCHEDULE%"
+    assert monitor["runOnStartup"] is False and monitor["useMonitor"] is True
     blob = triggers["score_blob"]
     assert blob["type"] == "blobTrigger" and blob["path"] == "scoring-input/{name}.csv"
     assert blob["connection"] == "DataLake" and blob["source"] == "EventGrid"  # the default: Flex needs it
@@ -112,6 +116,22 @@ def test_timer_function_fails_the_invocation_when_a_table_fails(app_env, blob_se
     assert [n.split("/")[0] for n in _names(blob_service, "exports")] == ["clients", "clients"]
 
 
+def test_monitor_timer_writes_quality_and_the_dashboard(app_env, blob_service, caplog):
+    from functions import function_app
+    from lake.paths import dashboard_path
+
+    model = get_settings().model_name
+    user_function = function_app.monitor.build().get_user_function()
+    with caplog.at_level(logging.INFO):
+        user_function(TimerRequest(past_due=True))
+    assert any("monitor is running late" in r.message for r in caplog.records)
+    run = [r for r in caplog.records if getattr(r, "event", None) == "monitor_run"]
+    assert len(run) == 1 and run[0].model_name == model and run[0].dashboard == dashboard_path(model)
+    page = blob_service.get_blob_client("monitoring", dashboard_path(model)).download_blob()
+    assert page.properties.content_settings.content_type.startswith("text/html")
+    assert b"<html" in page.readall()
+
+
 def test_app_refuses_to_start_without_settings():
     env = {k: v for k, v in os.environ.items() if k not in {"DataLake", "DB_CONNECTION_STRING"}}
     env["DataLake"] = "UseDevelopmentStorage=true"
@@ -131,7 +151,7 @@ def test_runner_resolves_bindings_and_fires_on_schedule(app_env, blob_service, m
     monkeypatch.setenv("EXPORT_SCHEDULE", "*/30 * * * * *")
     from functions import function_app
 
-    (hosted,) = [f for f in runner.discover(function_app.app) if f.trigger_type == "timerTrigger"]
+    (hosted,) = [f for f in runner.discover(function_app.app) if f.name == "daily_export"]
     assert hosted.binding["schedule"] == "*/30 * * * * *" and hosted.trigger_type == "timerTrigger"
 
     clock = [dt.datetime(2026, 11, 22, 1, 59, 50, tzinfo=dt.UTC)]

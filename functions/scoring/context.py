@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
-from functions.blob_io import ensure_container, write_json
+from functions.blob_io import ensure_container, write_html, write_json
 from functions.scoring.models import ModelSource, ServedModel
 from functions.scoring.outputs import MANIFEST_FORMAT
 from functions.scoring.source import InputBlob
@@ -27,10 +27,11 @@ from lake.contract import (
     SCORING_INPUT_CONTAINER,
     SCORING_OUTPUT_CONTAINERS,
 )
-from lake.paths import OutputPaths, drift_path, estimate_path
+from lake.paths import OutputPaths, drift_page_path, drift_path, estimate_path
 from model.csvinput.run import ReadOptions
 from model.csvinput.scorer import Tally
 from model.monitoring.batch import BatchCounts
+from model.monitoring.batch_page import render_batch_page
 from model.registry import BlobStore, Registry
 
 if TYPE_CHECKING:
@@ -117,6 +118,12 @@ class ScoringContext:
         report = context | counts.drift_report(self.settings.monitoring.drift)
         drift_at = drift_path(model, day, name)
         write_json(monitoring, drift_at, report)
+        # the page beside it draws reference vs batch from the counts (never the rows)
+        write_html(
+            monitoring,
+            drift_page_path(model, day, name),
+            render_batch_page(served.reference, counts.drift, report),
+        )
         batch = {
             "rows_in": tally.rows_in,
             "rows_scored": tally.rows_scored,

@@ -1,0 +1,118 @@
+"""What the monitor reads from the lake: the outcome exports and the published predictions.
+
+Only complete documents count: an export day whose `_manifest.json` exists (the export writes it
+last), and a scored input whose `_manifest.json` exists (scoring publishes it last). Everything
+read is bounded by a start time, so the daily run reads the weeks it recomputes, not the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+
+from functions.blob_io import read_text
+from lake.contract import PREDICTIONS_CONTAINER
+from lake.paths import MANIFEST_FILE, SHARDS_DIR, export_csv_path, export_manifest_path
+from model.csvinput.encode import PREDICTION_COLUMNS
+from model.monitoring.join import OUTCOME_COLUMNS
+from model.schema import ID_COLUMN
+
+log = logging.getLogger(__name__)
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class Read:
+    """Rows read, and what was left aside with why (counted per reason, for the run's report)."""
+
+    frame: pd.DataFrame
+    files: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _names(container: ContainerClient, prefix: str | None = None) -> list[str]:
+    """Blob names under `prefix`; none when the container does not exist yet (nothing written)."""
+    try:
+        return [blob.name for blob in container.list_blobs(name_starts_with=prefix)]
+    except ResourceNotFoundError:
+        return []
+
+
+def read_outcomes(exports: ContainerClient, table: str, since: dt.date) -> Read:
+    """Every complete daily export of `table` dated `since` or later, oldest first, concatenated.
+
+    In export order, so where two exports repeat an outcome the join keeps the later copy.
+    """
+    days = sorted(
+        {
+            parts[1]
+            for name in _names(exports, f"{table}/")
+            if len(parts := name.split("/")) == 3 and _DAY.match(parts[1]) and parts[2] == MANIFEST_FILE
+        }
+    )
+    read = Read(pd.DataFrame(columns=[ID_COLUMN, *OUTCOME_COLUMNS]))
+    frames = []
+    for day in days:
+        export_date = dt.date.fromisoformat(day)
+        if export_date < since:
+            continue
+        if read_text(exports, export_manifest_path(table, export_date)) is None:
+            read.skipped["export without its manifest"] += 1
+            continue
+        data = exports.download_blob(export_csv_path(table, export_date)).readall()
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        missing = [c for c in (ID_COLUMN, *OUTCOME_COLUMNS) if c not in frame.columns]
+        if missing:
+            read.skipped[f"export lacking {', '.join(missing)}"] += 1
+            continue
+        frames.append(frame[[ID_COLUMN, *OUTCOME_COLUMNS]])  # an empty `subscribed`: not arrived yet
+        read.files += 1
+    if frames:
+        read.frame = pd.concat(frames, ignore_index=True)
+    return read
+
+
+def read_predictions(predictions: ContainerClient, model_name: str, since: dt.datetime) -> Read:
+    """The predictions.csv rows of every input scored by `model_name` at or after `since`.
+
+    Inputs without a `client_id` column (scored by row number) cannot be joined with outcomes:
+    they are skipped and counted.
+    """
+    columns = [ID_COLUMN, *PREDICTION_COLUMNS]
+    read = Read(pd.DataFrame(columns=columns))
+    frames = []
+    for name in _names(predictions):
+        if not name.endswith(f"/{MANIFEST_FILE}") or f"/{SHARDS_DIR}/" in name:
+            continue
+        text = read_text(predictions, name)
+        if text is None:
+            continue
+        try:
+            manifest = json.loads(text)
+            scored_at = dt.datetime.fromisoformat(manifest["scored_at"])
+            model = manifest["model"]["name"]
+            path = manifest["output"]["predictions"].removeprefix(f"{PREDICTIONS_CONTAINER}/")
+        except (ValueError, KeyError, TypeError):
+            read.skipped["unreadable manifest"] += 1
+            continue
+        if model != model_name or scored_at < since:
+            continue
+        data = predictions.download_blob(path).readall()
+        frame = pd.read_csv(io.BytesIO(data), dtype={ID_COLUMN: str}, keep_default_na=False)
+        if ID_COLUMN not in frame.columns:
+            read.skipped[f"scored without a {ID_COLUMN} column"] += 1
+            continue
+        frames.append(frame[columns])
+        read.files += 1
+    if frames:
+        read.frame = pd.concat(frames, ignore_index=True)
+    return read
