@@ -100,12 +100,15 @@ def test_timer_function_exports_and_publishes(app_env, blob_service, caplog):
     ]
     assert _names(blob_service, "scoring-input") == [f"clients-{today}.csv"]
     assert any("past due" in r.message for r in caplog.records)
+    exported = {r.table: r for r in caplog.records if getattr(r, "event", None) == "export_table"}
+    assert sorted(exported) == ["campaign_outcomes", "clients"]
+    assert exported["clients"].status == "ok" and exported["clients"].rows == "300"
 
     user_function(TimerRequest())  # the host may deliver twice: same blobs, nothing new to score
     assert len(_names(blob_service, "exports")) == 4 and len(_names(blob_service, "scoring-input")) == 1
 
 
-def test_timer_function_fails_the_invocation_when_a_table_fails(app_env, blob_service, monkeypatch):
+def test_timer_function_fails_the_invocation_when_a_table_fails(app_env, blob_service, monkeypatch, caplog):
     monkeypatch.setenv("EXPORT_TABLES", "ghost,clients")
     monkeypatch.setenv("EXPORT_PUBLISH_TABLES", "")
     get_settings.cache_clear()
@@ -113,6 +116,8 @@ def test_timer_function_fails_the_invocation_when_a_table_fails(app_env, blob_se
 
     with pytest.raises(RuntimeError, match="ghost: PermanentError: table ghost does not exist"):
         function_app.daily_export.build().get_user_function()(TimerRequest())
+    failed = [r for r in caplog.records if getattr(r, "event", None) == "export_table" and r.table == "ghost"]
+    assert len(failed) == 1 and failed[0].status == "failed" and "does not exist" in failed[0].error
     assert [n.split("/")[0] for n in _names(blob_service, "exports")] == ["clients", "clients"]
 
 

@@ -44,7 +44,9 @@ class World:
             EXPORT_TABLES=f"clients,{self.table}:contact_date",
         )
         self.service = blob_service
-        self.ctx = context(azurite.connection_string, **{k: v for k, v in self.env.items() if k != "DataLake"})
+        self.ctx = context(
+            azurite.connection_string, **{k: v for k, v in self.env.items() if k != "DataLake"}
+        )
         self.input = unique("clients")
         outcome = score_input(self.ctx, upload(self.ctx, self.input, bank_csv(CLIENTS)))
         assert outcome.status == "scored"
@@ -62,8 +64,12 @@ class World:
         exports = self.service.get_container_client(EXPORTS_CONTAINER)
         if not exports.exists():
             exports.create_container()
-        exports.upload_blob(export_csv_path(self.table, day), rows.to_csv(index=False).encode(), overwrite=True)
-        exports.upload_blob(export_manifest_path(self.table, day), b'{"rows": %d}' % len(rows), overwrite=True)
+        exports.upload_blob(
+            export_csv_path(self.table, day), rows.to_csv(index=False).encode(), overwrite=True
+        )
+        exports.upload_blob(
+            export_manifest_path(self.table, day), b'{"rows": %d}' % len(rows), overwrite=True
+        )
 
     def quality(self, period: str) -> dict:
         path = quality_path(self.name, period)
@@ -170,3 +176,32 @@ def test_no_outcomes_export_yet_writes_the_pending_period_and_says_so(
 def test_the_window_starts_on_a_period_boundary(now: str, period: str, start: str) -> None:
     got = window_start(dt.datetime.fromisoformat(now), 42, period)
     assert got == dt.datetime.combine(dt.date.fromisoformat(start), dt.time(), dt.UTC)
+
+
+# ------------------------------------------------------------- the events the alerts are built on
+
+
+def _events(caplog, name: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+def test_scoring_emits_batch_scored_and_input_rejected(azurite, served, caplog) -> None:
+    ctx = context(azurite.connection_string, SCORING_CHUNK_ROWS="500")
+    with caplog.at_level(logging.INFO):
+        outcome = score_input(ctx, upload(ctx, unique("events"), bank_csv(1200)))
+        again = score_input(ctx, upload(ctx, unique("bad"), b"client_id,nonsense\r\n1,2\r\n"))
+    assert outcome.status == "scored" and again.status == "rejected"
+    (scored,) = _events(caplog, "batch_scored")
+    assert (scored.model_version, scored.rows_scored, scored.rows_rejected) == (served, "1200", "0")
+    assert scored.drift_status in {"ok", "warn", "alert"} and scored.dataset_drifted in {"true", "false"}
+    assert float(scored.expected_subscribers) == pytest.approx(
+        outcome.manifest["expected_positives"], abs=1e-2
+    )
+    assert 0.0 <= float(scored.expected_roc_auc) <= 1.0 and scored.to_call == str(outcome.manifest["to_call"])
+    (rejected,) = _events(caplog, "input_rejected")
+    assert rejected.code and rejected.input.endswith(".csv") and rejected.levelno == logging.WARNING
+
+    with caplog.at_level(logging.INFO):  # a second delivery publishes nothing: no second event
+        caplog.clear()
+        assert score_input(ctx, ctx.input_client(outcome.input.split("/", 1)[1])).status == "duplicate"
+    assert _events(caplog, "batch_scored") == []

@@ -19,6 +19,8 @@ from functions.export.engine import Exporter, ExportTuning, ProgressCallback, Ru
 from functions.export.spec import ExportSpec
 from functions.retry import PermanentError, RetryPolicy, call_with_retry, is_transient
 from functions.settings import Settings
+from functions.telemetry.emit import emit
+from functions.telemetry.events import EXPORT_TABLE
 from lake import clients
 from lake.contract import CSV_CONTENT_TYPE, EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 from lake.paths import published_name
@@ -139,6 +141,24 @@ def run_export(
         else result
         for result in report.results
     ]
+    for result in results:
+        emit(
+            log,
+            EXPORT_TABLE,
+            "export %s %s: %d rows, %d bytes in %.1fs",
+            result.name,
+            "ok" if result.ok else "failed",
+            result.rows,
+            result.bytes,
+            result.seconds,
+            level=logging.INFO if result.ok else logging.ERROR,
+            table=result.name,
+            status="ok" if result.ok else "failed",
+            rows=result.rows,
+            bytes=result.bytes,
+            seconds=round(result.seconds, 3),
+            error=result.error,
+        )
     return RunReport(report.export_date, tuple(results))
 
 

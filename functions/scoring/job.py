@@ -23,12 +23,44 @@ from functions.scoring.rejection import already_rejected, reject_file
 from functions.scoring.shards import BadMessageError, ShardTask
 from functions.scoring.single import score_whole
 from functions.scoring.source import InputBlob
+from functions.telemetry.emit import emit
+from functions.telemetry.events import BATCH_SCORED
 from lake.contract import REJECTED_CONTAINER
 from lake.paths import InvalidNameError, OutputPaths, input_name
 from model.csvinput.errors import FileRejected
 from model.csvinput.scorer import check_size
 
 log = logging.getLogger(__name__)
+
+
+def record(outcome: Outcome) -> Outcome:
+    """Emit `batch_scored` for an output this invocation published (one event per input version)."""
+    if outcome.status is not Status.SCORED or outcome.manifest is None:
+        return outcome
+    manifest, rows = outcome.manifest, outcome.manifest["rows"]
+    model = manifest["model"]
+    emit(
+        log,
+        BATCH_SCORED,
+        "scored %s: %d rows, %d rejected, with %s v%s",
+        outcome.input,
+        rows["scored"],
+        rows["rejected"],
+        model["name"],
+        model["version"],
+        input=outcome.input,
+        model_name=model["name"],
+        model_version=model["version"],
+        model_stage=model["stage"],
+        status=outcome.status,
+        rows_in=rows["in"],
+        rows_scored=rows["scored"],
+        rows_rejected=rows["rejected"],
+        seconds=manifest["durations_s"]["total"],
+        to_call=manifest["to_call"],
+        **(outcome.monitoring or {}),
+    )
+    return outcome
 
 
 def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
@@ -56,7 +88,7 @@ def score_input(ctx: ScoringContext, client: BlobClient) -> Outcome:
             check_size(source.size, ctx.options.max_bytes)
             if source.size > ctx.options.fanout_bytes:
                 return plan_fanout(ctx, source, name, served, started)
-            return score_whole(ctx, source, name, served, started)
+            return record(score_whole(ctx, source, name, served, started))
         except FileRejected as rejection:
             where = reject_file(ctx.service, source, name, rejection, served.describe())
             detail = f"{rejection.code}: {rejection.message} -> {REJECTED_CONTAINER}/{where.folder}"
@@ -74,6 +106,6 @@ def score_shard_message(ctx: ScoringContext, body: str | bytes) -> Outcome:
         log.error("dropping a message from the shard queue: %s", error)
         return Outcome(Status.IGNORED, "?", str(error))
     try:
-        return score_shard(ctx, task)
+        return record(score_shard(ctx, task))
     except InputChanged as change:
         return Outcome(Status.SUPERSEDED, task.input, str(change))

@@ -16,6 +16,8 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from functions.blob_io import copy_blob, read_text
 from functions.scoring.source import InputBlob
+from functions.telemetry.emit import emit
+from functions.telemetry.events import INPUT_REJECTED
 from lake.contract import CSV_CONTENT_TYPE, JSON_CONTENT_TYPE, REJECTED_CONTAINER
 from lake.paths import RejectedPaths
 from model.csvinput.errors import FileRejected, error_document
@@ -65,6 +67,7 @@ def reject_file(
             overwrite=False,
             content_settings=ContentSettings(content_type=JSON_CONTENT_TYPE),
         )
-    log.warning("rejected %s (%s): %s -> %s/%s", source.path, rejection.code, rejection.message,
-                REJECTED_CONTAINER, paths.folder)  # fmt: skip
+    emit(log, INPUT_REJECTED, "rejected %s (%s): %s -> %s/%s", source.path, rejection.code, rejection.message,
+         REJECTED_CONTAINER, paths.folder, level=logging.WARNING,
+         input=source.path, code=rejection.code, reason=rejection.message)  # fmt: skip
     return paths
