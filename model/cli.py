@@ -1,4 +1,4 @@
-"""`python -m model COMMAND`: train, score, and the registry (register, list, show, promote, rollback)."""
+"""`python -m model COMMAND`: train, score, registry (register, list, show, promote, rollback); monitor."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
+from model.monitoring.cli import add_parser as add_monitor_parser
 from model.registry import GATE_METRICS, KEY_METRICS, SERVING_STAGE, STAGES
 
 log = logging.getLogger("model")
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--name", default=DEFAULT_MODEL_NAME)
     rollback.add_argument("--reason", required=True)
     rollback.set_defaults(run=cmd_rollback)
+    add_monitor_parser(commands, _registry)
     return parser
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the project needs on a fresh Debian/Ubuntu machine; cheap to re-run.
 #   scripts/bootstrap.sh            ODBC drivers, Node.js, virtualenv + pip packages, Azurite
-#   scripts/bootstrap.sh --server   also the PostgreSQL server (the tests make throwaway clusters)
+#   scripts/bootstrap.sh --server   also the PostgreSQL server (the tests make throwaway clusters) and
+#                                   Chromium (the monitoring pages' browser tests, headless)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # --- system packages (apt) -------------------------------------------------------------------
 packages=(unixodbc libsqliteodbc odbc-postgresql)
-[ "$want_server" = 1 ] && packages+=(postgresql)
+[ "$want_server" = 1 ] && packages+=(postgresql chromium)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
