@@ -74,8 +74,10 @@ def run(rebuild: bool = False, with_model: bool = True) -> int:
         console.print(f"function {function.describe()}")
     export_date = dt.datetime.now(dt.UTC).date()
     failed = False
+    dashboard = None
     for function in functions:
-        if function.trigger_type == "timerTrigger":
+        # the night's export; the monitor runs at the end, once there is something to judge
+        if function.trigger_type == "timerTrigger" and function.name != "monitor":
             try:
                 runner.fire_timer(function, dt.datetime.now(dt.UTC))
             except Exception as error:  # noqa: BLE001 - shown to the user, demo goes on to report
@@ -95,9 +97,19 @@ def run(rebuild: bool = False, with_model: bool = True) -> int:
             console.print(
                 f"nothing new in {SCORING_INPUT_CONTAINER}/ (the export published the same bytes as before)"
             )
-        failed = demo_report.summarize(service, export_date, console) is None
+        report = demo_report.summarize(service, export_date, console)
+        failed = report is None
+        if report is not None:
+            from devstack import demo_monitor
+
+            dashboard = demo_monitor.play_next_day(
+                service, settings, export_date, report.parent / "predictions.csv", console
+            )
+            failed = dashboard is None
     console.print(
         "Azurite keeps running for you to look around (`make stop` stops it). "
         "Explore: `.venv/bin/python -m devstack exec -- .venv/bin/python -m functions export --help`"
     )
+    if dashboard is not None:
+        console.print(f"dashboard: {dashboard.resolve().as_uri()}", soft_wrap=True)
     return 1 if failed else 0

@@ -1,0 +1,29 @@
+"""The demo's simulated calls (devstack/demo_monitor.py): who is called, and with which answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from devstack.bank_rows import read_bank_rows
+from devstack.demo_monitor import CONTROL_SHARE, calls
+
+DAY = dt.date(2026, 12, 2)
+
+
+def test_every_picked_client_and_a_tenth_of_the_others_are_called_with_their_real_answers() -> None:
+    answers = {row.client_id: row.subscribed for row in read_bank_rows()}
+    ids = np.arange(1, 20_001)
+    decisions = (np.random.default_rng(1).random(len(ids)) < 0.3).astype(int)
+    predictions = pd.DataFrame({"client_id": ids, "decision": decisions})
+    called = calls(predictions, DAY)
+    picked = set(ids[decisions == 1])
+    assert picked <= set(called["client_id"])  # every client the model picked
+    others = len(set(called["client_id"]) - picked) / int((decisions == 0).sum())
+    assert abs(others - CONTROL_SHARE) < 0.01  # and a random control group of the rest
+    assert called["client_id"].is_unique and (called["contact_date"] == DAY).all()
+    assert [answers[c] for c in called["client_id"]] == called["subscribed"].tolist()
+    assert calls(predictions, DAY).equals(called)  # the same day calls the same clients
+    assert not calls(predictions, DAY + dt.timedelta(days=1))["client_id"].equals(called["client_id"])
