@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 import pulumi
 
 from functions.settings import SettingsError, load_settings
-from functions.settings.catalog import CATALOG, STACK_NAME, Cloud, Kind, Setting
+from functions.settings.catalog import CATALOG, STACK_NAME, Cloud, Kind, Setting, setting
+from infra.components.alert_queries import MonitoringThresholds
 from lake.contract import DATA_LAKE
 from model.registry import STAGES
 
@@ -27,6 +28,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CIDR = re.compile(r"^\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?$")
 _LOCATION = re.compile(r"^[a-z]+[a-z0-9]*$")
 _INSTANCE_MEMORY_MB = (512, 2048, 4096)
+_PERIOD_DAYS = {"day": 1, "week": 7, "month": 31}  # MONITOR_PERIOD -> its longest length in days
 _PRINCIPAL_TYPES = ("User", "ServicePrincipal", "Group")
 
 
@@ -110,6 +112,7 @@ class StackConfig:
     deployer_principal_type: str = "User"
     sizing: Sizing = field(default_factory=Sizing)
     app: AppSettings = field(default_factory=default_app_settings)
+    monitoring: MonitoringThresholds = field(default_factory=MonitoringThresholds)
     db_connection_string: pulumi.Output[str] | None = None
 
     @property
@@ -135,6 +138,51 @@ def _int(raw: Mapping[str, str], key: str, default: int, low: int, high: int) ->
     if not low <= value <= high:
         raise ConfigError(f"config '{key}' must be between {low} and {high}, got {value}")
     return value
+
+
+def _float(raw: Mapping[str, str], key: str, default: float, low: float, high: float) -> float:
+    text = _text(raw, key, str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"config '{key}' must be a number, got {text!r}") from None
+    if not low < value < high:  # also refuses nan and inf
+        raise ConfigError(f"config '{key}' must be above {low:g} and below {high:g}, got {text}")
+    return value
+
+
+def monitoring_thresholds(raw: Mapping[str, str], app: AppSettings) -> MonitoringThresholds:
+    """The model alerts' thresholds, each bounded by what its alert can see.
+
+    The quality alerts read what the monitor re-emits each day for the periods of its last
+    MONITOR_LOOKBACK_DAYS (the app's default: stacks do not set it), so K consecutive periods and
+    M days must fit inside that lookback, or the alert could never (or would always) fire.
+    """
+    defaults = MonitoringThresholds()
+    lookback = int(setting("MONITOR_LOOKBACK_DAYS").default or 0)
+    period = app["MONITOR_PERIOD"]
+    most = max(1, lookback // _PERIOD_DAYS[period])
+    gaps = _int(raw, "alertEstimateGapPeriods", defaults.estimate_gap_periods, 1, 400)
+    if gaps > most:
+        raise ConfigError(
+            f"config 'alertEstimateGapPeriods' must be at most {most} with monitorPeriod {period}: the "
+            f"monitor recomputes the last {lookback} days (MONITOR_LOOKBACK_DAYS), {most} whole "
+            f"period(s), so {gaps} periods in a row are never in view; got {gaps}"
+        )
+    stale = _int(raw, "alertQualityStaleDays", defaults.quality_stale_days, 1, 400)
+    if stale >= lookback:
+        raise ConfigError(
+            f"config 'alertQualityStaleDays' must be below {lookback}: the monitor recomputes the last "
+            f"{lookback} days (MONITOR_LOOKBACK_DAYS), older periods are out of view; got {stale}"
+        )
+    return MonitoringThresholds(
+        # Two days of telemetry hold two daily batches: a larger N needs more batches a day.
+        drift_batches=_int(raw, "alertDriftBatches", defaults.drift_batches, 1, 48),
+        # A ROC AUC is in (0, 1): a tolerance of 0.5 or more could never be crossed.
+        quality_tolerance=_float(raw, "alertQualityTolerance", defaults.quality_tolerance, 0.0, 0.5),
+        estimate_gap_periods=gaps,
+        quality_stale_days=stale,
+    )
 
 
 def _bool(raw: Mapping[str, str], key: str, default: bool) -> bool:
@@ -222,6 +270,7 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
     memory = _int(raw, "instanceMemoryMb", Sizing.instance_memory_mb, 512, 4096)
     if memory not in _INSTANCE_MEMORY_MB:
         raise ConfigError(f"config 'instanceMemoryMb' must be one of {_INSTANCE_MEMORY_MB}, got {memory}")
+    app = app_settings_for(environment, raw)
     return StackConfig(
         environment=environment,
         prefix=prefix,
@@ -238,7 +287,8 @@ def parse(environment: str, raw: Mapping[str, str]) -> StackConfig:
             instance_memory_mb=memory,
             log_retention_days=_int(raw, "logRetentionDays", Sizing.log_retention_days, 30, 730),
         ),
-        app=app_settings_for(environment, raw),
+        app=app,
+        monitoring=monitoring_thresholds(raw, app),
     )
 
 
@@ -255,6 +305,10 @@ CONFIG_KEYS = (
     "maxInstances",
     "instanceMemoryMb",
     "logRetentionDays",
+    "alertDriftBatches",
+    "alertQualityTolerance",
+    "alertEstimateGapPeriods",
+    "alertQualityStaleDays",
     *(s.stack_key for s in STACK_SETTINGS if s.stack_key),
 )
 

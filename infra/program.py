@@ -222,13 +222,17 @@ def build(
         AlertsArgs(
             action_group_name=names.action_group,
             action_group_short_name=names.action_group_short,
-            rule_names={rule.key: names.alert(rule.key) for rule in alert_rules(cfg.export_deadline_hour)},
+            rule_names={
+                rule.key: names.alert(rule.key)
+                for rule in alert_rules(cfg.export_deadline_hour, cfg.monitoring)
+            },
             emails=cfg.alert_emails,
             app_insights_id=ml.app_insights.id,
             resource_group_name=rg,
             location=cfg.location,
             export_deadline_hour=cfg.export_deadline_hour,
             tags=tags,
+            thresholds=cfg.monitoring,
         ),
     )
     return {

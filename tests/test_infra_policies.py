@@ -50,6 +50,13 @@ def _add_setting(name: str, value: str) -> Callable[[dict], None]:
     return weaken
 
 
+def _set_query(query: str) -> Callable[[dict], None]:
+    def weaken(props: dict) -> None:
+        props["criteria"]["allOf"][0]["query"] = query
+
+    return weaken
+
+
 # One deliberate weakening per rule: each must be caught by exactly that rule.
 WEAKENINGS: dict[str, Callable[[dict], None]] = {
     "storage-https-only": _set("enableHttpsTrafficOnly", False),
@@ -86,6 +93,11 @@ WEAKENINGS: dict[str, Callable[[dict], None]] = {
     "insights-workspace-based": _set("ingestionMode", "ApplicationInsights"),
     "logs-retention": _set("retentionInDays", 7),
     "events-https-webhook": _set("destination.endpointUrl", "http://example.net/runtime/webhooks/blobs"),
+    "alert-has-action": _set("actions.actionGroups", []),
+    # Azure's supported granularities end at 2880 minutes (P2D): issue 21258 of azure-rest-api-specs.
+    "alert-schedule-allowed": _set("windowSize", "P3D"),
+    # Azure reads at most the rule's window, whatever ago() asks for (alerts-create-log-alert-rule).
+    "alert-query-supported": _set_query("requests | where timestamp > ago(7d) | where success == false"),
     "rbac-no-privileged-roles": _set("roleDefinitionId", OWNER),
     "rbac-principal-type": _set("principalType", None),
     "rbac-deterministic-name": _set("roleAssignmentName", "readers"),

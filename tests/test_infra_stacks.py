@@ -192,7 +192,7 @@ def test_every_expected_resource_exists(name: str) -> None:
         "eventgrid:SystemTopic": 1,
         "eventgrid:SystemTopicEventSubscription": 1,
         "monitor:ActionGroup": 1,
-        "monitor:ScheduledQueryRule": 3,
+        "monitor:ScheduledQueryRule": 7,  # 3 on operations, 4 on the model (alerts.py)
         "network:VirtualNetwork": 1 if name == "prod" else 0,
         "network:Subnet": 2 if name == "prod" else 0,  # the function's (delegated) + private endpoints
         "network:PrivateEndpoint": 1 if name == "prod" else 0,  # the ML workspace (public access off)
@@ -364,7 +364,16 @@ def test_alerts_watch_failures_late_exports_and_rejections(name: str) -> None:
     rules = {
         r.azure_name.split("-mlops-")[0]: r.inputs for r in by_type(synthesis, "monitor:ScheduledQueryRule")
     }
-    assert set(rules) == {"alert-function-failures", "alert-export-late", "alert-rejected-files"}
+    assert set(rules) == {
+        "alert-function-failures",
+        "alert-export-late",
+        "alert-rejected-files",
+        # the model's monitoring (tests/test_infra_alerts.py)
+        "alert-drift-streak",
+        "alert-quality-below-baseline",
+        "alert-estimate-gap",
+        "alert-quality-stale",
+    }
     insights_name = by_type(synthesis, "applicationinsights:Component")[0].azure_name
     for rule in rules.values():
         assert rule["scopes"][0].endswith(f"/components/{insights_name}")
