@@ -267,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except (RegistryError, SchemaError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if "DataLake" in str(error):
+            print(
+                "locally: .venv/bin/python -m devstack exec -- .venv/bin/python -m model ...", file=sys.stderr
+            )
         return 2
 
 
