@@ -55,3 +55,13 @@ def subjects(synthesis: Synthesis) -> list[Subject]:
 
 def by_type(synthesis: Synthesis, type_: str) -> list[Resource]:
     return synthesis.of_type(f"azure-native:{type_}")
+
+
+# A valid raw stack config (Pulumi.<stack>.yaml keys without the project prefix), for unit tests.
+GOOD_CONFIG = {
+    "prefix": "mlops",
+    "location": "westeurope",
+    "dataScientistsGroupId": "11111111-1111-4111-8111-111111111111",
+    "mlEngineersGroupId": "22222222-2222-4222-8222-222222222222",
+    "alertEmails": '["oncall@example.com"]',
+}

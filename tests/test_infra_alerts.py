@@ -17,15 +17,9 @@ from infra.components import alert_queries as q
 from infra.components.alerts import AlertRule, alert_rules, model_rules
 from infra.naming import Names
 from infra.package import REPO_ROOT
-from tests.infra_support import STACKS, by_type, stack
+from tests.infra_support import GOOD_CONFIG, STACKS, by_type, stack
 
-GOOD = {
-    "prefix": "mlops",
-    "location": "westeurope",
-    "dataScientistsGroupId": "11111111-1111-4111-8111-111111111111",
-    "mlEngineersGroupId": "22222222-2222-4222-8222-222222222222",
-    "alertEmails": '["oncall@example.com"]',
-}
+GOOD = GOOD_CONFIG
 MODEL_KEYS = ("drift-streak", "quality-below-baseline", "estimate-gap", "quality-stale")
 # Thresholds other than the defaults, so a query that ignored its threshold would show.
 OTHER = q.MonitoringThresholds(

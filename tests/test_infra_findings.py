@@ -14,15 +14,9 @@ from infra.components.functionapp import FunctionApp, FunctionAppArgs
 from infra.config import default_app_settings
 from infra.roles import ROLE_IDS, assignment_name
 from infra.synth import RecordingMocks, synthesize
-from tests.infra_support import STACKS, by_type, stack
+from tests.infra_support import GOOD_CONFIG, STACKS, by_type, stack
 
-GOOD = {
-    "prefix": "mlops",
-    "location": "westeurope",
-    "dataScientistsGroupId": "11111111-1111-4111-8111-111111111111",
-    "mlEngineersGroupId": "22222222-2222-4222-8222-222222222222",
-    "alertEmails": '["oncall@example.com"]',
-}
+GOOD = GOOD_CONFIG
 OTHER_GROUP = "33333333-3333-4333-8333-333333333333"
 
 

@@ -13,15 +13,9 @@ from infra import config, plan
 from infra.archive import CodeArchive, build_archive, zip_folder
 from infra.naming import RULES, InvalidNameError, Names, check
 from infra.synth import code_archive, synthesize
-from tests.infra_support import STACKS, assert_deployable, by_type, stack
+from tests.infra_support import GOOD_CONFIG, STACKS, assert_deployable, by_type, stack
 
-GOOD = {
-    "prefix": "mlops",
-    "location": "westeurope",
-    "dataScientistsGroupId": "11111111-1111-4111-8111-111111111111",
-    "mlEngineersGroupId": "22222222-2222-4222-8222-222222222222",
-    "alertEmails": '["oncall@example.com"]',
-}
+GOOD = GOOD_CONFIG
 LONG_PREFIXES = (
     "a" * 40,
     "contoso-marketing-analytics-platform-ml",
