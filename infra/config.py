@@ -177,7 +177,7 @@ def monitoring_thresholds(raw: Mapping[str, str], app: AppSettings) -> Monitorin
         )
     return MonitoringThresholds(
         # Two days of telemetry hold two daily batches: a larger N needs more batches a day.
-        drift_batches=_int(raw, "alertDriftBatches", defaults.drift_batches, 1, 48),
+        drift_batches=_int(raw, "alertDriftBatches", defaults.drift_batches, 1, 500),
         # A ROC AUC is in (0, 1): a tolerance of 0.5 or more could never be crossed.
         quality_tolerance=_float(raw, "alertQualityTolerance", defaults.quality_tolerance, 0.0, 0.5),
         estimate_gap_periods=gaps,

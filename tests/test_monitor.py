@@ -22,7 +22,7 @@ from functions.monitor.job import run_monitor, window_start
 from functions.scoring.job import score_input
 from functions.settings import load_settings
 from lake.contract import EXPORTS_CONTAINER, MONITORING_CONTAINER, PREDICTIONS_CONTAINER
-from lake.paths import OutputPaths, export_csv_path, export_manifest_path, quality_path
+from lake.paths import OutputPaths, drift_path, export_csv_path, export_manifest_path, quality_path
 from tests.scoring_support import bank_csv, context, scoring_env, serve_model, unique, upload
 
 pytestmark = pytest.mark.integration
@@ -205,3 +205,34 @@ def test_scoring_emits_batch_scored_and_input_rejected(azurite, served, caplog) 
         caplog.clear()
         assert score_input(ctx, ctx.input_client(outcome.input.split("/", 1)[1])).status == "duplicate"
     assert _events(caplog, "batch_scored") == []
+
+
+def test_the_monitor_counts_the_drift_streak_from_the_reports(azurite, blob_service, models, caplog) -> None:
+    world = World(azurite, blob_service, models)  # one real batch, scored today: not drifted
+    monitoring = blob_service.get_container_client(MONITORING_CONTAINER)
+    later = world.scored_on + dt.timedelta(days=1)
+
+    def report(name: str, hour: int, rows: int, drifted: bool) -> None:
+        document = {
+            "scored_at": f"{later.isoformat()}T{hour:02d}:00:00+00:00",
+            "rows": rows,
+            "drifted": drifted,
+        }
+        monitoring.upload_blob(
+            drift_path(world.name, later.isoformat(), name), json.dumps(document), overwrite=True
+        )
+
+    report("a", 1, 500, False)  # ends whatever streak today's real batch began
+    report("b", 2, 0, False)  # an empty batch says nothing
+    report("c", 3, 800, True)
+    report("e", 4, 700, True)
+    monitoring.upload_blob(drift_path(world.name, later.isoformat(), "broken"), b"{not json", overwrite=True)
+    with caplog.at_level(logging.INFO):
+        result = run_monitor(world.settings, now=_noon(later))
+    assert (result.batches, result.drift_streak) == (4, 2)  # the real batch, a, c, e
+    assert result.skipped["unreadable drift report"] == 1
+    (event,) = [r for r in caplog.records if getattr(r, "event", None) == "monitor_run"]
+    assert (event.batches, event.drift_streak) == ("4", "2")
+
+    report("d", 5, 900, False)  # a batch that did not drift ends the streak
+    assert run_monitor(world.settings, now=_noon(later)).drift_streak == 0

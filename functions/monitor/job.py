@@ -23,7 +23,7 @@ import pandas as pd
 from azure.storage.blob import BlobServiceClient
 
 from functions.blob_io import ensure_container, write_json
-from functions.monitor.sources import read_outcomes, read_predictions
+from functions.monitor.sources import drift_verdicts, read_outcomes, read_predictions, streak
 from functions.settings import Settings
 from functions.telemetry.emit import emit
 from functions.telemetry.events import MONITOR_RUN, QUALITY_MEASURED
@@ -50,6 +50,8 @@ class MonitorReport:
     written: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    batches: int = 0  # scored batches with a drift verdict in the window
+    drift_streak: int = 0  # the latest of them in a row whose dataset drifted
     dashboard: str | None = None
     seconds: float = 0.0
 
@@ -148,6 +150,9 @@ def run_monitor(
         for record in document["versions"].values():
             report.records.append(record)
             _emit_quality(record)
+    verdicts = drift_verdicts(monitoring, settings.model_name, since.date())
+    report.skipped += verdicts.skipped
+    report.batches, report.drift_streak = streak(verdicts.frame)
     if render is not None:
         report.dashboard = render(service, registry, settings.model_name)
     report.seconds = time.perf_counter() - started
@@ -166,6 +171,8 @@ def run_monitor(
         outcome_rows=report.outcomes,
         seconds=round(report.seconds, 3),
         dashboard=report.dashboard,
+        batches=report.batches,
+        drift_streak=report.drift_streak,
     )
     return report
 

@@ -21,7 +21,7 @@ from azure.storage.blob import ContainerClient
 
 from functions.blob_io import read_text
 from lake.contract import PREDICTIONS_CONTAINER
-from lake.paths import MANIFEST_FILE, SHARDS_DIR, export_csv_path, export_manifest_path
+from lake.paths import DRIFT_DIR, MANIFEST_FILE, SHARDS_DIR, export_csv_path, export_manifest_path
 from model.csvinput.encode import PREDICTION_COLUMNS
 from model.monitoring.join import OUTCOME_COLUMNS
 from model.schema import ID_COLUMN
@@ -116,3 +116,35 @@ def read_predictions(predictions: ContainerClient, model_name: str, since: dt.da
     if frames:
         read.frame = pd.concat(frames, ignore_index=True)
     return read
+
+
+def drift_verdicts(monitoring: ContainerClient, model_name: str, since: dt.date) -> Read:
+    """(scored_at, rows, drifted) of every drift report of the model dated `since` or later, in time order."""
+    read = Read(pd.DataFrame(columns=["scored_at", "rows", "drifted"]))
+    records = []
+    for name in _names(monitoring, f"{model_name}/{DRIFT_DIR}/"):
+        parts = name.split("/")
+        if len(parts) < 4 or not name.endswith(".json") or not _DAY.match(parts[2]):
+            continue
+        if dt.date.fromisoformat(parts[2]) < since:
+            continue
+        try:
+            report = json.loads(read_text(monitoring, name) or "")
+            records.append((str(report["scored_at"]), int(report["rows"]), bool(report["drifted"])))
+        except (ValueError, KeyError, TypeError):
+            read.skipped["unreadable drift report"] += 1
+    if records:
+        read.frame = pd.DataFrame(records, columns=read.frame.columns).sort_values("scored_at", kind="stable")
+        read.files = len(records)
+    return read
+
+
+def streak(verdicts: pd.DataFrame) -> tuple[int, int]:
+    """(batches with a verdict, how many of the latest in a row drifted); empty batches say nothing."""
+    judged = verdicts[verdicts["rows"] > 0]["drifted"].tolist()
+    run = 0
+    for drifted in reversed(judged):
+        if not drifted:
+            break
+        run += 1
+    return len(judged), run

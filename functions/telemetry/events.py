@@ -83,7 +83,16 @@ QUALITY_MEASURED = Event(
 MONITOR_RUN = Event(
     "monitor_run",
     "one run of the monitor timer finished",
-    ("model_name", "periods", "predicted_rows", "outcome_rows", "seconds", "dashboard"),
+    (
+        "model_name",
+        "periods",
+        "predicted_rows",
+        "outcome_rows",
+        "seconds",
+        "dashboard",
+        "batches",  # scored batches with a drift verdict in the run's window
+        "drift_streak",  # how many of the latest of them in a row have the dataset drifted
+    ),
 )
 
 EVENTS: tuple[Event, ...] = (EXPORT_TABLE, BATCH_SCORED, INPUT_REJECTED, QUALITY_MEASURED, MONITOR_RUN)

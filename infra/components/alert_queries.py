@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from functions.telemetry.events import BATCH_SCORED, EVENT_KEY, QUALITY_MEASURED, Event
+from functions.telemetry.events import EVENT_KEY, MONITOR_RUN, QUALITY_MEASURED, Event
 
 # --- what Azure allows (each pinned with its source in tests/test_infra_alerts.py) --------------
 ALERT_RULES_URL = "https://learn.microsoft.com/azure/azure-monitor/alerts/alerts-create-log-alert-rule"
@@ -92,15 +92,15 @@ def schedule_problem(
 class MonitoringThresholds:
     """When the model-monitoring alerts fire; each stack may set its own (Pulumi.<stack>.yaml).
 
-    drift_batches: the last N scored batches of a model all drifted. Azure sees two days of
-      telemetry, and the daily chain scores one batch a day, so 2 is the most it can see then.
+    drift_batches: the last N scored batches of a model all drifted, as the daily monitor counts them
+      from the drift reports (not from two days of telemetry, so N is not bounded by the window).
     quality_tolerance: realised ROC AUC this far under the registered baseline (test ROC AUC).
     estimate_gap_periods: the realised figures left the estimate's interval in K measured periods
       in a row (one period is flagged ~11 % of the time by chance, docs/monitoring.md).
     quality_stale_days: the newest period with realised quality ended more than M days ago.
     """
 
-    drift_batches: int = 2
+    drift_batches: int = 3
     quality_tolerance: float = 0.05
     estimate_gap_periods: int = 2
     quality_stale_days: int = 14
@@ -130,25 +130,19 @@ def _texts(event: Event, *names: str) -> str:
 
 
 def drift_streak_query(batches: int) -> str:
-    """One row per model whose last `batches` scored batches (with a drift verdict) all drifted.
+    """One row per model whose latest monitor run counted `batches` or more drifted batches in a row.
 
-    A batch is one published input (`batch_scored`); an empty one (`drift_status` "empty") or one
-    without a verdict says nothing and is left out. Repeated events of one input count once.
+    The monitor counts the streak from the drift reports themselves (`functions/monitor/`: empty
+    batches say nothing and are left out), so the streak is not bounded by the two days of telemetry
+    an alert can read: one `monitor_run` a day is enough.
     """
-    e = BATCH_SCORED
+    e = MONITOR_RUN
     return (
         _reads(e)
-        + f'| where {_field(e, "drift_status")} in ("ok", "warn", "alert")\n'
         + _texts(e, "model_name")
-        + f"| extend batch_input = {_field(e, 'input')}"
-        + f', drifted = {_field(e, "dataset_drifted")} == "true"\n'
-        "| summarize arg_max(timestamp, drifted) by model_name, batch_input\n"
-        "| order by model_name asc, timestamp desc\n"
-        f"| extend recent = row_number(1, {_BY_MODEL})\n"
-        f"| where recent <= {batches}\n"
-        "| summarize batches = count(), drifted_batches = countif(drifted), last_batch = max(timestamp)"
-        " by model_name\n"
-        f"| where batches == {batches} and drifted_batches == {batches}"
+        + f"| extend streak = {_field(e, 'drift_streak', 'toint')}\n"
+        "| summarize arg_max(timestamp, streak) by model_name\n"
+        f"| where streak >= {batches}"
     )
 
 
