@@ -138,9 +138,7 @@ def drift_streak_query(batches: int) -> str:
     """
     e = MONITOR_RUN
     return (
-        _reads(e)
-        + _texts(e, "model_name")
-        + f"| extend streak = {_field(e, 'drift_streak', 'toint')}\n"
+        _reads(e) + _texts(e, "model_name") + f"| extend streak = {_field(e, 'drift_streak', 'toint')}\n"
         "| summarize arg_max(timestamp, streak) by model_name\n"
         f"| where streak >= {batches}"
     )
