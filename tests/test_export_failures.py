@@ -303,12 +303,16 @@ def test_failed_attempt_closes_its_connections_before_the_retry_waits(
     assert sessions_during_backoff == [0]
 
 
+ROWS_TO_KILL = 240_000
+
+
 def test_a_crashed_reading_process_is_a_retried_attempt(sqlite_db: Path, exports_container):
     """The driver runs in a child (functions/export/isolated.py): when it dies mid-table (here: SIGKILL,
     as a driver segfault would end it), the attempt is retried and the export completes exactly once."""
     with sqlite3.connect(sqlite_db) as db:
         db.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT)")
-        db.executemany("INSERT INTO big VALUES (?, ?)", [(i, f"label {i}") for i in range(60_000)])
+        # enough rows that the reader outlives the killer's pause on a fast machine (60,000 once did not)
+        db.executemany("INSERT INTO big VALUES (?, ?)", [(i, f"label {i}") for i in range(ROWS_TO_KILL)])
     spec = ExportSpec("big", table="big")
     clean = export_one(sqlite_odbc(sqlite_db), exports_container, spec, workers=1)
     assert clean.ok, clean.error
@@ -319,7 +323,7 @@ def test_a_crashed_reading_process_is_a_retried_attempt(sqlite_db: Path, exports
         while not killed and time.monotonic() < deadline:
             for child in multiprocessing.active_children():
                 if child.name == "export-reader":
-                    time.sleep(0.3)  # let it start fetching
+                    time.sleep(0.1)  # let it start fetching
                     os.kill(child.pid, signal.SIGKILL)
                     killed.append(child.pid)
                     return
@@ -334,7 +338,7 @@ def test_a_crashed_reading_process_is_a_retried_attempt(sqlite_db: Path, exports
     killer.join()
     assert killed, "no reading child was seen"
     assert result.ok and result.attempts == 2, result
-    assert result.sha256 == clean.sha256 and result.rows == 60_000
+    assert result.sha256 == clean.sha256 and result.rows == ROWS_TO_KILL
     assert blob_names(exports_container) == sorted(
         [lake_paths.export_csv_path("big", d) for d in (DAY1, DAY2)]
         + [lake_paths.export_manifest_path("big", d) for d in (DAY1, DAY2)]

@@ -98,3 +98,16 @@ def test_named_queries_and_publish_list():
     active = settings.export.tables[1]
     assert active.query == "SELECT * FROM clients WHERE balance > 0" and active.table is None
     assert settings.export.publish_tables == ("clients",)
+
+
+def test_reading_the_settings_loads_no_scientific_stack():
+    """Every process reads the settings, the export's reading children too: pandas and numpy there
+    cost ~40 MB and half a second each (the export's memory bound caught it once)."""
+    import subprocess
+    import sys
+
+    code = "import sys, functions.settings; print(sorted({'pandas', 'numpy', 'scipy'} & set(sys.modules)))"
+    completed = subprocess.run(  # noqa: S603 - this interpreter, a fixed snippet
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "[]"

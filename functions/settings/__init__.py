@@ -18,7 +18,7 @@ from functions.settings.catalog import BY_NAME, CATALOG
 from functions.settings.values import MIB, SettingsError, default_workers, text, value
 from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
-from model.drift import DriftConfig
+from model.drift_config import DriftConfig
 
 __all__ = [
     "CATALOG",

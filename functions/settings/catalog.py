@@ -16,8 +16,8 @@ from enum import StrEnum
 from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER, SCORING_SHARDS_QUEUE
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES, MAX_RECORD_BYTES
-from model.drift import DEFAULT_CONFIG as DRIFT_DEFAULTS
-from model.monitoring.join import PERIODS
+from model.drift_config import DEFAULT_CONFIG as DRIFT_DEFAULTS
+from model.monitoring.periods import PERIODS
 from model.registry import SERVING_STAGE, STAGES
 
 

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 
 from model.csvinput.encode import PREDICTION_COLUMNS
+from model.monitoring.periods import PERIODS
 from model.schema import ID_COLUMN
 
 OUTCOME_COLUMNS = ("contact_date", "subscribed")  # what the join reads of `campaign_outcomes`
 LABELLED, SUPERSEDED, PENDING = "labelled", "superseded", "pending"
-PERIODS = ("day", "week", "month")
 VERSION_KEYS = ("model_name", "model_version")
 _DAY = "datetime64[ns]"  # one resolution for both sides of the as-of joins (pandas infers s, ms, us)
 
