@@ -9,95 +9,52 @@ Sources: the architecture guide, and Checkov's CKV_AZURE checks where one matche
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from infra.components.alert_queries import FORBIDDEN_IN_QUERY, minutes, schedule_problem
 from infra.flex import FLEX_DEPRECATED_SETTINGS, FLEX_DEPRECATED_SITE_CONFIG, is_flex
+from infra.policies_alerts import ALERT_RULES
+from infra.policy_base import (
+    APP_INSIGHTS,
+    BLOB_SERVICE,
+    CONTAINER,
+    EVENT_SUBSCRIPTION,
+    LOG_ANALYTICS,
+    ML_WORKSPACE,
+    ROLE_ASSIGNMENT,
+    RULES,
+    SECRET,
+    STORAGE,
+    VAULT,
+    VNET,
+    WEB_APP,
+    Props,
+    Rule,
+    Subject,
+    Violation,
+    _require,
+    _settings,
+    lookup,
+    rule,
+)
 from infra.roles import FORBIDDEN_ROLE_IDS
 from lake.contract import DATA_LAKE
 
-Props = Mapping[str, Any]
-
-STORAGE = "azure-native:storage:StorageAccount"
-CONTAINER = "azure-native:storage:BlobContainer"
-BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
-WEB_APP = "azure-native:web:WebApp"
-VAULT = "azure-native:keyvault:Vault"
-SECRET = "azure-native:keyvault:Secret"  # noqa: S105 (a resource type)
-ML_WORKSPACE = "azure-native:machinelearningservices:Workspace"
-ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
-APP_INSIGHTS = "azure-native:applicationinsights:Component"
-LOG_ANALYTICS = "azure-native:operationalinsights:Workspace"
-EVENT_SUBSCRIPTION = "azure-native:eventgrid:SystemTopicEventSubscription"
-VNET = "azure-native:network:VirtualNetwork"
-ALERT = "azure-native:monitor:ScheduledQueryRule"
+__all__ = [
+    "ALERT_RULES",
+    "RULES",
+    "Rule",
+    "Subject",
+    "Violation",
+    "lookup",
+    "resource_violations",
+    "violations",
+]
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _KEY_MATERIAL = re.compile(r"AccountKey=|SharedAccessSignature=|[?&]sig=|DefaultEndpointsProtocol=", re.I)
 _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|CONNECTION_?STRING|_KEY$|TOKEN)", re.I)
 # Settings that look secret by name but are not: App Insights' ingestion string carries no credential.
 _NOT_SECRET = {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
-_AGO = re.compile(r"\bago\(\s*(\d+(?:\.\d+)?)\s*(d|h|m|min|s)\s*\)")
-_KQL_UNIT_MINUTES = {"d": 1440.0, "h": 60.0, "m": 1.0, "min": 1.0, "s": 1 / 60}
-_LOG_ALERTS = "Azure Monitor log search alert rules"
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    resource_type: str
-    description: str
-    source: str
-    check: Callable[[Props], str | None]
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What a rule looks at: a mocked resource, or a resource in a CrossGuard analysis."""
-
-    type: str
-    name: str
-    props: Props
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    resource: str
-    message: str
-
-
-RULES: list[Rule] = []
-
-
-def rule(id_: str, resource_type: str, description: str, source: str = "architecture guide"):
-    def register(check: Callable[[Props], str | None]) -> Callable[[Props], str | None]:
-        RULES.append(Rule(id_, resource_type, description, source, check))
-        return check
-
-    return register
-
-
-def lookup(props: Props, path: str) -> Any:
-    """The value at a dotted property path (`siteConfig.minTlsVersion`), or None."""
-    value: Any = props
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _require(props: Props, path: str, expected: Any) -> str | None:
-    actual = lookup(props, path)
-    return None if actual == expected else f"{path} must be {expected!r}, is {actual!r}"
-
-
-def _settings(props: Props) -> dict[str, str]:
-    pairs = lookup(props, "siteConfig.appSettings") or []
-    return {p.get("name", ""): str(p.get("value", "")) for p in pairs if isinstance(p, Mapping)}
 
 
 # --- storage accounts ------------------------------------------------------------------------
@@ -303,58 +260,6 @@ def _events_https(props: Props) -> str | None:
     if lookup(props, "destination.endpointType") == "WebHook" and not url.startswith("https://"):
         return "destination.endpointUrl must be https://"
     return _require(props, "destination.minimumTlsVersionAllowed", "1.2")
-
-
-# --- log search alerts -----------------------------------------------------------------------
-def _conditions(props: Props) -> list[Mapping[str, Any]]:
-    return [c for c in lookup(props, "criteria.allOf") or [] if isinstance(c, Mapping)]
-
-
-def _evaluation_periods(props: Props) -> int:
-    return max(
-        (int(lookup(c, "failingPeriods.numberOfEvaluationPeriods") or 1) for c in _conditions(props)),
-        default=1,
-    )
-
-
-@rule("alert-has-action", ALERT, "Every alert notifies somebody through an action group")
-def _alert_action(props: Props) -> str | None:
-    return None if lookup(props, "actions.actionGroups") else "actions.actionGroups must name an action group"
-
-
-@rule(
-    "alert-schedule-allowed", ALERT, "Alert schedules are ones Azure accepts and reads in full", _LOG_ALERTS
-)
-def _alert_schedule(props: Props) -> str | None:
-    return schedule_problem(
-        str(props.get("evaluationFrequency") or ""),
-        str(props.get("windowSize") or ""),
-        evaluation_periods=_evaluation_periods(props),
-        mute=props.get("muteActionsDuration"),
-        auto_mitigate=props.get("autoMitigate"),
-        override_range=props.get("overrideQueryTimeRange"),
-        severity=props.get("severity"),
-    )
-
-
-@rule(
-    "alert-query-supported",
-    ALERT,
-    "Alert queries look back no further than the alert reads and use nothing alerts refuse",
-    _LOG_ALERTS,
-)
-def _alert_query(props: Props) -> str | None:
-    """Azure scans only the rule's time range, whatever `ago()` asks for: a longer ago() is a bug."""
-    window = minutes(str(props.get("overrideQueryTimeRange") or props.get("windowSize") or "")) or 0
-    reads = window * (1 if props.get("overrideQueryTimeRange") else _evaluation_periods(props))
-    for condition in _conditions(props):
-        query = str(condition.get("query") or "")
-        if found := [word for word in FORBIDDEN_IN_QUERY if word in query]:
-            return f"the query uses {', '.join(found)}, which log search alerts refuse"
-        for amount, unit in _AGO.findall(query):
-            if float(amount) * _KQL_UNIT_MINUTES[unit] > reads:
-                return f"ago({amount}{unit}) reaches past the {reads} minutes the alert reads"
-    return None
 
 
 # --- role assignments ------------------------------------------------------------------------
