@@ -6,10 +6,10 @@ This module is pure and dependency-free so the same logic can be unit-tested wit
 Cron format: ``{second} {minute} {hour} {day} {month} {day-of-week}``, e.g. ``0 30 9 * * 1-5``.
 Each field accepts ``*``, values, comma lists, ranges ``a-b``, and steps ``*/n``, ``a-b/n``, ``a/n``.
 Months accept ``Jan``..``Dec`` and days of week ``Sun``..``Sat`` (case-insensitive, full names too);
-day-of-week is 0-6 with 0 = Sunday, and 7 is accepted as Sunday.
-When both day and day-of-week are restricted (not literally ``*``) a date matches if EITHER matches,
-as in classic cron; if one of them is ``*`` only the other restricts. The Functions host (NCrontab)
-requires BOTH instead: that and the other known differences from it are in docs/decisions.md (37).
+day-of-week is 0-6 with 0 = Sunday (NCrontab's range: `7` is refused, as the host refuses it).
+A date matches when BOTH the day and the day-of-week match, as NCrontab decides it (classic cron
+ORs them when both are restricted: `0 0 0 13 * Fri` is only a Friday the 13th here, as in Azure).
+The remaining known differences from NCrontab are in docs/decisions.md (37).
 
 TimeSpan format (an interval, fired relative to the previous fire time or start): ``hh:mm:ss``,
 ``hh:mm``, ``d.hh:mm:ss`` or ``d:hh:mm:ss``. Like .NET ``TimeSpan.Parse`` (which Azure uses), a
@@ -55,7 +55,7 @@ class _Field:
     name: str
     lo: int
     hi: int
-    star_hi: int  # upper bound for '*' and 'a/n' (day-of-week: 6, so 7 is never produced twice)
+    star_hi: int  # upper bound for '*' and 'a/n'
     names: dict[str, int] | None = None
 
 
@@ -65,7 +65,7 @@ _FIELDS = (
     _Field("hour", 0, 23, 23),
     _Field("day", 1, 31, 31),
     _Field("month", 1, 12, 12, _MONTH_NAMES),
-    _Field("day-of-week", 0, 7, 6, _DOW_NAMES),
+    _Field("day-of-week", 0, 6, 6, _DOW_NAMES),
 )
 
 
@@ -79,8 +79,6 @@ class _CronSpec:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]
-    days_restricted: bool
-    weekdays_restricted: bool
 
 
 def _fail(expression: str, detail: str) -> CronError:
@@ -127,9 +125,6 @@ def _parse_field(spec: _Field, text: str, expression: str) -> frozenset[int]:
         else:
             raise _fail(expression, f"{spec.name} {part!r} has nothing before '/'")
         values.update(range(lo, hi + 1, step))
-    if spec.name == "day-of-week" and 7 in values:
-        values.discard(7)
-        values.add(0)
     return frozenset(values)
 
 
@@ -149,8 +144,6 @@ def _parse_cron(expression: str, fields: list[str]) -> _CronSpec:
         days=days,
         months=months,
         weekdays=dows,
-        days_restricted=fields[3] != "*",
-        weekdays_restricted=fields[5] != "*",
     )
 
 
@@ -213,9 +206,7 @@ def _first_time_at_or_after(spec: _CronSpec, h: int, m: int, s: int) -> tuple[in
 def _date_matches(spec: _CronSpec, day: date) -> bool:
     dom_ok = day.day in spec.days
     dow_ok = (day.weekday() + 1) % 7 in spec.weekdays
-    if spec.days_restricted and spec.weekdays_restricted:
-        return dom_ok or dow_ok
-    return dom_ok and dow_ok  # an unrestricted field contains every value, so it is always true
+    return dom_ok and dow_ok  # NCrontab: both; an unrestricted field holds every value
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,15 @@ def test_day_names_are_case_insensitive_and_equal_numbers() -> None:
     assert parse("0 0 12 * * Sat,sun").next_after(start) == utc(2026, 3, 14, 12)
 
 
-def test_seven_means_sunday() -> None:
+def test_day_of_week_is_zero_to_six_as_in_ncrontab() -> None:
+    """NCrontab's day-of-week range is 0-6 (CrontabFieldImpl.cs), so the host refuses `7` at start;
+    so do we, rather than fire a schedule Azure would never run (docs/decisions.md, 37)."""
     start = utc(2026, 3, 10)  # Tuesday
-    assert parse("0 0 8 * * 7").next_after(start) == utc(2026, 3, 15, 8)  # Sunday
-    assert parse("0 0 8 * * 0").next_after(start) == utc(2026, 3, 15, 8)
-    assert parse("0 0 8 * * 5-7").next_after(utc(2026, 3, 14, 9)) == utc(2026, 3, 15, 8)
+    assert parse("0 0 8 * * 0").next_after(start) == utc(2026, 3, 15, 8)  # Sunday
+    assert parse("0 0 8 * * 5-6,0").next_after(utc(2026, 3, 14, 9)) == utc(2026, 3, 15, 8)
+    for expression in ("0 0 8 * * 7", "0 0 8 * * 5-7"):
+        with pytest.raises(CronError, match="day-of-week 7 is out of range 0-6"):
+            parse(expression)
 
 
 def test_month_names() -> None:
@@ -124,17 +128,15 @@ def test_lists_and_steps() -> None:
     ]
 
 
-def test_day_of_month_and_day_of_week_use_or_semantics() -> None:
-    # the 13th OR any Friday; March 2026: Fri 6, Fri 13, Fri 20
-    schedule = parse("0 0 0 13 * 5")
-    assert fires("0 0 0 13 * 5", utc(2026, 3, 1), 4) == [
-        utc(2026, 3, 6),
+def test_day_of_month_and_day_of_week_must_both_match_as_in_ncrontab() -> None:
+    """NCrontab requires both day fields (CrontabSchedule.cs; the maintainer in atifaziz/NCrontab#63),
+    unlike classic cron's OR: `0 0 0 13 * Fri` is a Friday the 13th only, as the host fires it."""
+    assert fires("0 0 0 13 * 5", utc(2026, 3, 1), 3) == [
         utc(2026, 3, 13),
-        utc(2026, 3, 20),
-        utc(2026, 3, 27),
+        utc(2026, 11, 13),
+        utc(2027, 8, 13),
     ]
-    # April 2026: Fri 3, Fri 10, Mon 13, Fri 17
-    assert schedule.next_after(utc(2026, 4, 10)) == utc(2026, 4, 13)
+    assert fires("0 0 0 13 * Fri", utc(2026, 3, 13), 1) == [utc(2026, 11, 13)]
 
 
 def test_star_day_of_week_means_only_day_of_month_restricts() -> None:
@@ -192,7 +194,7 @@ def test_out_of_range_message_names_field_value_and_expression() -> None:
         ("0 0 0 0 * *", ["day 0", "1-31"]),
         ("0 0 0 32 * *", ["day 32", "1-31"]),
         ("0 0 0 * 13 *", ["month 13", "1-12"]),
-        ("0 0 0 * * 8", ["day-of-week 8", "0-7"]),
+        ("0 0 0 * * 8", ["day-of-week 8", "0-6"]),
         ("0 0 1-30 * * *", ["hour 30"]),
         ("0 0 x * * *", ["hour", "'x'"]),
         ("0 0 0 * Foo *", ["month", "'Foo'"]),
@@ -305,8 +307,8 @@ def test_schedule_is_frozen_and_validates_on_construction() -> None:
 
 
 def test_rare_schedules_resolve_quickly() -> None:
-    # month restricts first; then dom OR dow within December (Sat Dec 5, 2026 comes before the 31st)
-    assert parse("59 59 23 31 Dec Sat").next_after(utc(2026, 1, 1)) == utc(2026, 12, 5, 23, 59, 59)
+    # a December 31st that is a Saturday: seven years ahead, found day by day
+    assert parse("59 59 23 31 Dec Sat").next_after(utc(2026, 1, 1)) == utc(2033, 12, 31, 23, 59, 59)
     assert parse("59 59 23 31 Dec *").next_after(utc(2026, 12, 31, 23, 59, 59)) == utc(
         2027, 12, 31, 23, 59, 59
     )
