@@ -17,8 +17,11 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.monitor.job import run_monitor, window_start
+from functions.monitor.sources import outcome_problem
 from functions.scoring.job import score_input
 from functions.settings import load_settings
 from lake.contract import EXPORTS_CONTAINER, MONITORING_CONTAINER, PREDICTIONS_CONTAINER
@@ -236,3 +239,57 @@ def test_the_monitor_counts_the_drift_streak_from_the_reports(azurite, blob_serv
 
     report("d", 5, 900, False)  # a batch that did not drift ends the streak
     assert run_monitor(world.settings, now=_noon(later)).drift_streak == 0
+
+
+# ------------------------------------------------------------------------- hostile outcome exports
+
+
+def test_an_export_with_a_bad_value_is_left_out_whole_and_named(
+    azurite, blob_service, models, caplog
+) -> None:
+    world = World(azurite, blob_service, models)
+    day, rows = world.scored_on, world.predictions.iloc[:600]
+    good = _outcomes(rows.iloc[:300], day, np.zeros(300, dtype=int))
+    bad = _outcomes(rows.iloc[300:], day + dt.timedelta(days=1), np.ones(300, dtype=int)).astype(str)
+    bad.loc[bad.index[7], "subscribed"] = "yes"
+    world.export(day, good)
+    world.export(day + dt.timedelta(days=1), bad)
+    with caplog.at_level(logging.WARNING):
+        report = run_monitor(world.settings, now=_noon(day + dt.timedelta(days=1)))
+    (reason,) = [k for k in report.skipped if k.startswith(EXPORTS_CONTAINER)]
+    assert f"{world.table}/{(day + dt.timedelta(days=1)).isoformat()}/" in reason
+    assert "column subscribed holds 'yes' (data row 8)" in reason
+    assert any("leaving out" in r.message and "subscribed" in r.message for r in caplog.records)
+    record = world.quality(report.periods[0])["versions"][world.version]
+    assert record["counts"]["labelled"] == 300  # the good export counted, none of the bad one
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    column=st.sampled_from(["client_id", "contact_date", "subscribed"]),
+    value=st.text(max_size=12),
+    row=st.integers(0, 9),
+)
+def test_outcome_problem_names_the_column_of_any_bad_value(column: str, value: str, row: int) -> None:
+    frame = pd.DataFrame(
+        {
+            "client_id": [str(i) for i in range(10)],
+            "contact_date": ["2026-12-02"] * 10,
+            "subscribed": ["1", "0"] * 5,
+        }
+    )
+    frame.loc[row, column] = value
+    accepted = {
+        "client_id": value.strip() != "",
+        "contact_date": not pd.isna(pd.to_datetime(pd.Series([value]), format="ISO8601", errors="coerce")[0]),
+        "subscribed": value.strip() in {"0", "1", "0.0", "1.0", ""},
+    }[column]
+    problem = outcome_problem(frame)
+    if accepted:
+        assert problem is None
+    else:
+        assert (
+            problem is not None
+            and problem.startswith(f"column {column} holds")
+            and f"data row {row + 1}" in problem
+        )

@@ -173,6 +173,7 @@ def run_monitor(
         dashboard=report.dashboard,
         batches=report.batches,
         drift_streak=report.drift_streak,
+        skipped=sum(report.skipped.values()),
     )
     return report
 

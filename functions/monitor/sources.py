@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from functions.blob_io import read_text
-from lake.contract import PREDICTIONS_CONTAINER
+from lake.contract import EXPORTS_CONTAINER, PREDICTIONS_CONTAINER
 from lake.paths import DRIFT_DIR, MANIFEST_FILE, SHARDS_DIR, export_csv_path, export_manifest_path
 from model.csvinput.encode import PREDICTION_COLUMNS
 from model.monitoring.join import OUTCOME_COLUMNS
@@ -28,6 +28,7 @@ from model.schema import ID_COLUMN
 
 log = logging.getLogger(__name__)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LABELS = frozenset({"0", "1", "0.0", "1.0", ""})  # empty: the outcome is not known yet
 
 
 @dataclass
@@ -45,6 +46,30 @@ def _names(container: ContainerClient, prefix: str | None = None) -> list[str]:
         return [blob.name for blob in container.list_blobs(name_starts_with=prefix)]
     except ResourceNotFoundError:
         return []
+
+
+def outcome_problem(frame: pd.DataFrame) -> str | None:
+    """Why an export's outcome rows cannot be trusted, naming the column and the first bad row; or None.
+
+    `subscribed` is 0 or 1, or empty (not known yet); `contact_date` an ISO date; `client_id` set.
+    A file with one bad value is left out whole: half of an export would bias the period's figures
+    without anyone knowing.
+    """
+    checks = {
+        ID_COLUMN: frame[ID_COLUMN].str.strip() == "",
+        "contact_date": pd.to_datetime(frame["contact_date"], format="ISO8601", errors="coerce").isna(),
+        "subscribed": ~frame["subscribed"].str.strip().isin(_LABELS),
+    }
+    for column, bad in checks.items():
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            return f"column {column} holds {frame[column].iloc[row]!r} (data row {row + 1})"
+    return None
+
+
+def _refuse(read: Read, path: str, reason: str) -> None:
+    log.warning("monitor: leaving out %s/%s: %s", EXPORTS_CONTAINER, path, reason)
+    read.skipped[f"{EXPORTS_CONTAINER}/{path}: {reason}"] += 1
 
 
 def read_outcomes(exports: ContainerClient, table: str, since: dt.date) -> Read:
@@ -68,11 +93,19 @@ def read_outcomes(exports: ContainerClient, table: str, since: dt.date) -> Read:
         if read_text(exports, export_manifest_path(table, export_date)) is None:
             read.skipped["export without its manifest"] += 1
             continue
-        data = exports.download_blob(export_csv_path(table, export_date)).readall()
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        path = export_csv_path(table, export_date)
+        data = exports.download_blob(path).readall()
+        try:
+            frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError) as error:  # ParserError is a ValueError
+            _refuse(read, path, f"not a readable CSV: {str(error)[:200]}")
+            continue
         missing = [c for c in (ID_COLUMN, *OUTCOME_COLUMNS) if c not in frame.columns]
         if missing:
-            read.skipped[f"export lacking {', '.join(missing)}"] += 1
+            _refuse(read, path, f"lacks the column(s) {', '.join(missing)}")
+            continue
+        if problem := outcome_problem(frame):
+            _refuse(read, path, problem)
             continue
         frames.append(frame[[ID_COLUMN, *OUTCOME_COLUMNS]])  # an empty `subscribed`: not arrived yet
         read.files += 1

@@ -92,6 +92,7 @@ MONITOR_RUN = Event(
         "dashboard",
         "batches",  # scored batches with a drift verdict in the run's window
         "drift_streak",  # how many of the latest of them in a row have the dataset drifted
+        "skipped",  # documents left out (an export with a bad value, an unreadable report), logged each
     ),
 )
 
