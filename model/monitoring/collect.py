@@ -193,25 +193,54 @@ def read_documents(
     return documents, skipped
 
 
+def _promotion(entry: Mapping[str, Any], stage: str | None = None) -> Promotion:
+    """A stage record, a history entry or a promotion log line as one Promotion."""
+    return Promotion(
+        stage=str(entry.get("stage", stage)),
+        version=str(entry["version"]),
+        kind=str(entry.get("kind", "promote")),
+        at=parse_time(entry.get("promoted_at") or entry.get("decided_at") or entry.get("logged_at")),
+        actor=str(entry.get("actor", "?")),
+        previous=None if entry.get("previous") is None else str(entry["previous"]),
+        reason=entry.get("reason") or (entry.get("override") or {}).get("reason"),
+        gate=entry.get("gate"),
+    )
+
+
+def _logged(registry: Registry, model: str) -> tuple[list[Promotion], list[Skipped]]:
+    """Every decision of the promotion log (promotions, rollbacks, refusals), oldest first."""
+    found, skipped = [], []
+    for number, entry in enumerate(registry.decisions.read(model), start=1):
+        try:
+            found.append(_promotion(entry))
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            skipped.append(
+                Skipped(f"registry: promotion log line {number}", f"{type(error).__name__}: {error}"[:200])
+            )
+    return sorted(found, key=lambda p: (p.at, p.stage)), skipped
+
+
 def promotions(registry: Registry, model: str) -> tuple[list[Promotion], list[Skipped]]:
-    """Every promotion and rollback still in the stage records (current + history), oldest first."""
+    """The promotion log's decisions; for a registry older than the log, the stage records' moves.
+
+    The stage records (current + history) hold the moves only, not the refusals, oldest first.
+    """
+    try:
+        logged, skipped = _logged(registry, model)
+    except (RegistryError, ValueError) as error:  # an unreadable log: say so, fall back to the stages
+        logged, skipped = (
+            [],
+            [Skipped(f"registry: promotion log of {model}", f"{type(error).__name__}: {error}"[:200])],
+        )
+    if logged:
+        return logged, skipped
     found: dict[tuple[str, str, str, str], Promotion] = {}
-    skipped = []
     for stage in STAGES:
         try:
             record = registry.stage(model, stage)
             entries = [] if record is None else [*record.get("history", []), record]
             for entry in entries:
-                promotion = Promotion(
-                    stage=str(entry.get("stage", stage)),
-                    version=str(entry["version"]),
-                    kind=str(entry.get("kind", "promote")),
-                    at=parse_time(entry.get("promoted_at")),
-                    actor=str(entry.get("actor", "?")),
-                    previous=None if entry.get("previous") is None else str(entry["previous"]),
-                    reason=entry.get("reason") or (entry.get("override") or {}).get("reason"),
-                    gate=entry.get("gate"),
-                )
+                promotion = _promotion(entry, stage)
                 found[(promotion.stage, promotion.at.isoformat(), promotion.version, promotion.kind)] = (
                     promotion
                 )

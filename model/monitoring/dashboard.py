@@ -132,7 +132,7 @@ def _markers(data: DashboardData, x_range: tuple[float, float]) -> list[Marker]:
     markers = []
     for move in data.promotions:
         at = move.at.timestamp()
-        if x_range[0] <= at <= x_range[1]:
+        if move.kind != "refused" and x_range[0] <= at <= x_range[1]:  # refusals moved nothing
             label = f"{'↩ ' if move.kind == 'rollback' else ''}v{move.version} {move.stage}"
             tip = f"{move.at:%Y-%m-%d %H:%M} {move.kind} {move.stage} -> v{move.version} by {move.actor}"
             markers.append(Marker(at, label, tip + (f": {move.reason}" if move.reason else "")))
@@ -312,7 +312,7 @@ def quality_table(data: DashboardData) -> Markup:
 
 
 def promotions_table(data: DashboardData) -> Markup:
-    """Every promotion and rollback still in the stage records, newest first."""
+    """Every decision of the promotion log (refusals too), or the stage records' moves, newest first."""
     rows = []
     for move in reversed(data.promotions):
         gate = move.gate or {}

@@ -4,17 +4,20 @@ Layout (container `models` of the data lake, or any local folder for offline wor
 
     {model}/{version}/model.onnx, metadata.json, reference.json, model_card.md, plots/*.png
     {model}/stages/{dev,preprod,prod}.json      which version each stage serves, and its history
+    {model}/promotions.jsonl                    every promotion decision, refusals too (append-only)
 
 The modules, each with one job: `errors` (what can go wrong), `layout` (stage names, name rules,
 every path), `stores` (a folder or a blob container behind one protocol), `gate` (the stage order
-and the champion/challenger gate), `records` (what a stage file holds), `registry` (the Registry
-itself and `open_registry`). Import from this package, not from the modules.
+and the champion/challenger gate), `records` (what a stage file and a
+decision hold), `decisions` (the append-only promotion log), `registry` (the Registry
+itself), `opening` (`open_registry`). Import from this package, not from the modules.
 
 Importing the registry must stay light (no scikit-learn, no Azure SDK, no ONNX Runtime; tested):
 the gate imports sklearn.metrics only when it runs, the blob store its SDK only when it is used.
 """
 
 from model.artifacts import IntegrityError
+from model.registry.decisions import DecisionLog
 from model.registry.errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
@@ -25,8 +28,9 @@ from model.registry.errors import (
 )
 from model.registry.gate import GATE_METRICS, evaluate_gate
 from model.registry.layout import SERVING_STAGE, STAGES
+from model.registry.opening import open_registry
 from model.registry.records import HISTORY_LIMIT
-from model.registry.registry import KEY_METRICS, MAX_REGISTER_ATTEMPTS, Registry, VersionInfo, open_registry
+from model.registry.registry import KEY_METRICS, MAX_REGISTER_ATTEMPTS, Registry, VersionInfo
 from model.registry.stores import BlobStore, FolderStore, Store, Token
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "AlreadyExistsError",
     "BlobStore",
     "ConcurrentUpdateError",
+    "DecisionLog",
     "FolderStore",
     "IntegrityError",
     "MissingArtifactError",

@@ -2,6 +2,7 @@
 
     {model}/{version}/model.onnx, metadata.json, reference.json, model_card.md, plots/*.png
     {model}/stages/{stage}.json      which version each stage serves, and its history
+    {model}/promotions.jsonl         every promotion decision, promoted or refused (append-only)
 
 The stage names, the model name rules and every registry path are defined here and nowhere else
 (the file names inside a version, and the rule for them, are the model folder's: model/artifacts.py).
@@ -16,6 +17,7 @@ from model.registry.errors import NotFoundError, RegistryError
 STAGES = ("dev", "preprod", "prod")  # the order a version travels in
 SERVING_STAGE = STAGES[-1]  # what scores when no stage is named: production
 STAGES_DIR = "stages"
+DECISIONS_FILE = "promotions.jsonl"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RESERVED_NAMES = {STAGES_DIR}
 
@@ -49,6 +51,11 @@ def version_file(name: str, version: str, file: str) -> str:
 def stage_file(name: str, stage: str) -> str:
     """`{model}/stages/{stage}.json`: the pointer of one stage."""
     return f"{name}/{STAGES_DIR}/{stage}.json"
+
+
+def decisions_file(name: str) -> str:
+    """`{model}/promotions.jsonl`: the model's log of promotion decisions, one JSON object a line."""
+    return f"{name}/{DECISIONS_FILE}"
 
 
 def parse_version_file(path: str) -> tuple[str, int, str] | None:

@@ -64,3 +64,26 @@ def with_history(record: dict[str, Any], current: dict[str, Any] | None) -> dict
     if current is not None:
         history = [*current.get("history", []), {k: v for k, v in current.items() if k != "history"}]
     return {**record, "history": history[-HISTORY_LIMIT:]}
+
+
+def refusal_record(
+    stage: str,
+    version: str,
+    actor: str | None,
+    reason: str,
+    gate: dict[str, Any] | None,
+    champion: str | None,
+) -> dict[str, Any]:
+    """The promotion log's record of a refused promotion: why, and the gate's figures if it ran."""
+    return {
+        "stage": stage,
+        "version": version,
+        "kind": "refused",
+        "promoted_at": None,
+        "decided_at": now(),
+        "actor": actor_of(actor),
+        "reason": reason,
+        "gate": gate,
+        "override": None,
+        "previous": champion,
+    }

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -26,11 +24,13 @@ from model.artifacts import (
     verified_files,
     verify,
 )
+from model.registry.decisions import DecisionLog
 from model.registry.errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
     MissingArtifactError,
     NotFoundError,
+    PromotionRefused,
     RegistryError,
 )
 from model.registry.gate import GATE_METRICS, check_order, gate_promotion
@@ -44,8 +44,8 @@ from model.registry.layout import (
     stage_file,
     version_file,
 )
-from model.registry.records import now, promotion_record, rollback_record, with_history
-from model.registry.stores import BlobStore, FolderStore, Store, Token
+from model.registry.records import now, promotion_record, refusal_record, rollback_record, with_history
+from model.registry.stores import Store, Token
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,6 +73,7 @@ class Registry:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.decisions = DecisionLog(store)  # every promotion decision, refusals too
 
     def __repr__(self) -> str:
         return f"Registry({self.store.describe()})"
@@ -289,6 +290,7 @@ class Registry:
                 f"stage {stage} of {name!r} changed while this change was being prepared (someone else "
                 f"promoted or rolled back): check `stage({name!r}, {stage!r})` and retry"
             ) from None
+        self.decisions.append(name, {k: v for k, v in record.items() if k != "history"})
         return record
 
     def promote(
@@ -326,13 +328,20 @@ class Registry:
 
         gate = None
         if override_reason is None:
-            before = stage_before(stage)
-            if before is not None:
-                pointer = self.stage(name, before)
-                in_before = None if pointer is None else str(pointer["version"])
-                check_order(name, version, stage, before, in_before)
-            if champion is not None:
-                gate = gate_promotion(name, version, champion, stage, gate_data, tolerance, metric, self.load)
+            try:
+                before = stage_before(stage)
+                if before is not None:
+                    pointer = self.stage(name, before)
+                    in_before = None if pointer is None else str(pointer["version"])
+                    check_order(name, version, stage, before, in_before)
+                if champion is not None:
+                    gate = gate_promotion(
+                        name, version, champion, stage, gate_data, tolerance, metric, self.load
+                    )
+            except PromotionRefused as refusal:  # the refusal is a decision too: logged with its figures
+                refused = refusal_record(stage, version, actor, str(refusal), refusal.gate, champion)
+                self.decisions.append(name, refused)
+                raise
 
         record = promotion_record(
             stage, version, actor=actor, gate=gate, override_reason=override_reason, previous=champion
@@ -371,19 +380,3 @@ class Registry:
         log.info("%s %s rolled back to version %s (was %s): %s",
                  name, stage, previous, current["version"], reason)  # fmt: skip
         return record
-
-
-def open_registry(location: str, *, ensure: bool = False, env: Mapping[str, str] | None = None) -> Registry:
-    """`blob`: the `models` container of the DataLake connection (identity in Azure, Azurite locally).
-
-    Anything else is a local folder, for offline work and experiments.
-    """
-    if location == "blob":
-        from lake.clients import blob_service
-        from lake.connection import storage_connection
-        from lake.contract import DATA_LAKE, MODELS_CONTAINER
-
-        connection = storage_connection(os.environ if env is None else env, DATA_LAKE)
-        container = blob_service(connection).get_container_client(MODELS_CONTAINER)
-        return Registry(BlobStore(container, ensure=ensure))
-    return Registry(FolderStore(Path(location)))
