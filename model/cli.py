@@ -165,6 +165,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    record = _registry(args).approve(args.name, args.version, args.stage, by=args.by, note=args.note)
+    print(f"{args.name} version {record['version']} approved for {args.stage} by {record['actor']}")
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     record = _registry(args).rollback(args.name, args.stage, reason=args.reason)
     print(f"{args.name} {args.stage} rolled back to version {record['version']}")
@@ -243,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--tolerance", type=float, default=0.01)
     promote.add_argument("--reason", help="override the order and the gate; recorded with the promotion")
     promote.set_defaults(run=cmd_promote)
+
+    approve = commands.add_parser(
+        "approve", help="record a person's approval of VERSION for STAGE (prod needs one)"
+    )
+    approve.add_argument("version")
+    approve.add_argument("stage", choices=STAGES)
+    approve.add_argument("--by", required=True, help="who approves (recorded in the promotion log)")
+    approve.add_argument("--note")
+    approve.add_argument("--name", default=DEFAULT_MODEL_NAME)
+    approve.set_defaults(run=cmd_approve)
 
     rollback = commands.add_parser("rollback", help="point a stage back at its previous version")
     rollback.add_argument("stage", choices=STAGES)

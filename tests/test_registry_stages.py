@@ -47,6 +47,7 @@ def _stage_file(registry: Registry, stage: str) -> dict:
 
 
 def _to_prod(registry: Registry, version: str, **gate: object) -> None:
+    registry.approve(NAME, version, "prod", by="release-manager")
     for stage in STAGES:
         registry.promote(NAME, version, stage, **gate)  # type: ignore[arg-type]
 
@@ -64,6 +65,7 @@ def test_stage_order_is_enforced(registry: Registry, models: Models) -> None:
     with pytest.raises(PromotionRefused, match="preprod serves nothing"):
         registry.promote(NAME, "1", "prod")
     registry.promote(NAME, "1", "preprod")
+    registry.approve(NAME, "1", "prod", by="erin", note="reviewed the model card")
     record = registry.promote(NAME, "1", "prod", actor="alice")
     assert (record["version"], record["actor"], record["gate"], record["override"]) == (
         "1",
@@ -71,6 +73,7 @@ def test_stage_order_is_enforced(registry: Registry, models: Models) -> None:
         None,
         None,
     )
+    assert record["approval"]["by"] == "erin" and record["approval"]["at"]
     assert record["previous"] is None and record["history"] == []
     assert record == _stage_file(registry, "prod")
     assert registry.promote(NAME, "1", "prod") == record  # already there: nothing changes
@@ -78,6 +81,33 @@ def test_stage_order_is_enforced(registry: Registry, models: Models) -> None:
     registry.register(models.good)
     with pytest.raises(PromotionRefused, match="preprod serves 1, not 2"):
         registry.promote(NAME, "2", "prod")
+
+
+def test_prod_needs_an_approval_of_that_version(registry: Registry, models: Models) -> None:
+    for folder in (models.good, models.good):
+        registry.register(folder)
+    registry.promote(NAME, "1", "dev")
+    registry.promote(NAME, "1", "preprod")
+    with pytest.raises(PromotionRefused, match=r"cannot go to prod without an approval.*approve 1 prod --by"):
+        registry.promote(NAME, "1", "prod")
+    registry.approve(NAME, "2", "prod", by="erin")  # another version's approval does not count
+    registry.approve(NAME, "1", "preprod", by="erin")  # nor another stage's
+    with pytest.raises(PromotionRefused, match="without an approval"):
+        registry.promote(NAME, "1", "prod")
+    assert registry.stage(NAME, "prod") is None
+    with pytest.raises(RegistryError, match="names who approves"):
+        registry.approve(NAME, "1", "prod", by="  ")
+    registry.approve(NAME, "latest", "prod", by="erin")  # a reference resolves: latest is version 2
+    registry.approve(NAME, "1", "prod", by="frank")
+    assert registry.promote(NAME, "1", "prod")["approval"]["by"] == "frank"
+    kinds = [(d["kind"], d["stage"], d["version"]) for d in registry.decisions.read(NAME)]
+    assert kinds.count(("refused", "prod", "1")) == 2 and kinds[-1] == ("promote", "prod", "1")
+    # a stack whose policy asks no approval (a Registry built with approval_stages=())
+    relaxed = Registry(registry.store, approval_stages=())
+    registry.register(models.good)
+    for stage in STAGES:
+        relaxed.promote(NAME, "3", stage, override_reason=None, gate_data=models.gate)
+    assert relaxed.stage(NAME, "prod")["version"] == "3" and "approval" not in relaxed.stage(NAME, "prod")
     with pytest.raises(NotFoundError, match="no version '7'"):
         registry.promote(NAME, "7", "dev")
 

@@ -132,7 +132,7 @@ def _markers(data: DashboardData, x_range: tuple[float, float]) -> list[Marker]:
     markers = []
     for move in data.promotions:
         at = move.at.timestamp()
-        if move.kind != "refused" and x_range[0] <= at <= x_range[1]:  # refusals moved nothing
+        if move.kind in ("promote", "rollback") and x_range[0] <= at <= x_range[1]:  # what moved a stage
             label = f"{'↩ ' if move.kind == 'rollback' else ''}v{move.version} {move.stage}"
             tip = f"{move.at:%Y-%m-%d %H:%M} {move.kind} {move.stage} -> v{move.version} by {move.actor}"
             markers.append(Marker(at, label, tip + (f": {move.reason}" if move.reason else "")))

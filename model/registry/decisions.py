@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from model.registry.errors import ConcurrentUpdateError, RegistryError
+from model.registry.errors import ConcurrentUpdateError, PromotionRefused, RegistryError
 from model.registry.layout import decisions_file
 from model.registry.records import now
 from model.registry.stores import Store
@@ -54,3 +54,39 @@ class DecisionLog:
         if not raw:
             return []
         return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+
+
+def approval_of(decisions: list[dict[str, Any]], version: str, stage: str) -> dict[str, Any] | None:
+    """The latest approval of `version` for `stage` in the log, or None."""
+    found = [
+        d
+        for d in decisions
+        if d.get("kind") == "approval" and str(d.get("version")) == version and d.get("stage") == stage
+    ]
+    return found[-1] if found else None
+
+
+def approval_record(stage: str, version: str, by: str, note: str | None) -> dict[str, Any]:
+    """The log's record of a person approving `version` for `stage` (checked when it is promoted)."""
+    return {
+        "stage": stage,
+        "version": version,
+        "kind": "approval",
+        "approved_at": now(),
+        "actor": by,
+        "reason": None if note is None else note.strip() or None,
+        "gate": None,
+        "override": None,
+        "previous": None,
+    }
+
+
+def required_approval(log: DecisionLog, name: str, version: str, stage: str) -> dict[str, Any]:
+    """The approval a promotion of `version` to `stage` needs; PromotionRefused when there is none."""
+    approval = approval_of(log.read(name), version, stage)
+    if approval is None:
+        raise PromotionRefused(
+            f"version {version} of {name!r} cannot go to {stage} without an approval: "
+            f"`python -m model approve {version} {stage} --by NAME` records one"
+        )
+    return approval

@@ -16,6 +16,7 @@ from model.registry.errors import NotFoundError, RegistryError
 
 STAGES = ("dev", "preprod", "prod")  # the order a version travels in
 SERVING_STAGE = STAGES[-1]  # what scores when no stage is named: production
+APPROVAL_STAGES = (SERVING_STAGE,)  # stages a version reaches only with a recorded human approval
 STAGES_DIR = "stages"
 DECISIONS_FILE = "promotions.jsonl"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

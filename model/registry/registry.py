@@ -24,7 +24,7 @@ from model.artifacts import (
     verified_files,
     verify,
 )
-from model.registry.decisions import DecisionLog
+from model.registry.decisions import DecisionLog, approval_record, required_approval
 from model.registry.errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
@@ -35,6 +35,7 @@ from model.registry.errors import (
 )
 from model.registry.gate import GATE_METRICS, check_order, gate_promotion
 from model.registry.layout import (
+    APPROVAL_STAGES,
     STAGES,
     check_name,
     check_stage,
@@ -71,9 +72,10 @@ class VersionInfo:
 class Registry:
     """Register model folders as immutable versions, and move them through dev -> preprod -> prod."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, approval_stages: tuple[str, ...] = APPROVAL_STAGES) -> None:
         self.store = store
         self.decisions = DecisionLog(store)  # every promotion decision, refusals too
+        self.approval_stages = tuple(check_stage(s) for s in approval_stages)
 
     def __repr__(self) -> str:
         return f"Registry({self.store.describe()})"
@@ -309,8 +311,8 @@ class Registry:
 
         Order: dev accepts any version, preprod only the current dev version, prod only the current
         preprod version. Gate: if the stage already serves another version (the champion), the
-        challenger must score at least champion - tolerance on `gate_data`. `override_reason`
-        skips both checks and is recorded in the stage file for whoever looks later.
+        challenger must score at least champion - tolerance on `gate_data`. A stage of `approval_stages`
+        (prod) needs a recorded approval (`approve`). `override_reason` skips the checks, recorded.
         """
         check_stage(stage)
         version = self.resolve(name, version)
@@ -326,7 +328,7 @@ class Registry:
             return current
         champion = None if current is None else str(current["version"])
 
-        gate = None
+        gate = approval = None
         if override_reason is None:
             try:
                 before = stage_before(stage)
@@ -334,6 +336,8 @@ class Registry:
                     pointer = self.stage(name, before)
                     in_before = None if pointer is None else str(pointer["version"])
                     check_order(name, version, stage, before, in_before)
+                if stage in self.approval_stages:
+                    approval = required_approval(self.decisions, name, version, stage)
                 if champion is not None:
                     gate = gate_promotion(
                         name, version, champion, stage, gate_data, tolerance, metric, self.load
@@ -346,10 +350,23 @@ class Registry:
         record = promotion_record(
             stage, version, actor=actor, gate=gate, override_reason=override_reason, previous=champion
         )
+        if approval is not None:
+            record["approval"] = {"by": approval["actor"], "at": approval["approved_at"]}
         record = self._write_stage(name, stage, record, current, token)
         log.info("%s %s -> version %s (was %s)%s", name, stage, version, champion,
                  " OVERRIDE: " + override_reason if override_reason else "")  # fmt: skip
         return record
+
+    def approve(
+        self, name: str, version: str, stage: str, *, by: str, note: str | None = None
+    ) -> dict[str, Any]:
+        """Record that `by` approves `version` for `stage` (a stage of `approval_stages` needs it)."""
+        check_stage(stage)
+        if not by or not by.strip():
+            raise RegistryError("an approval names who approves (--by)")
+        return self.decisions.append(
+            name, approval_record(stage, self.resolve(name, version), by.strip(), note)
+        )
 
     def rollback(self, name: str, stage: str, *, actor: str | None = None, reason: str) -> dict[str, Any]:
         """Point `stage` back at the version it served before (no order check, no gate: it is an undo).
