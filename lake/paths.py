@@ -13,6 +13,7 @@ monitoring/{model}/drift/{YYYY-MM-DD}/{name}.html             its page: referenc
 monitoring/{model}/estimates/{YYYY-MM-DD}/{name}.json         the batch's label-free quality estimate
 monitoring/{model}/quality/{period}.json                      realised quality of one period, per version
 monitoring/{model}/dashboard/index.html                       the model's dashboard (the monitor timer)
+monitoring/{model}/retrain/{YYYY-MM-DD}.json                  the day's retraining verdict: rules, evidence
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ DRIFT_DIR = "drift"
 ESTIMATES_DIR = "estimates"
 QUALITY_DIR = "quality"
 DASHBOARD_DIR = "dashboard"
+RETRAIN_DIR = "retrain"
 DASHBOARD_FILE = "index.html"
 
 
@@ -166,6 +168,11 @@ def quality_path(model_name: str, period: str) -> str:
 def dashboard_path(model_name: str) -> str:
     """`monitoring/` path of the model's dashboard page."""
     return f"{model_name}/{DASHBOARD_DIR}/{DASHBOARD_FILE}"
+
+
+def retrain_verdict_path(model_name: str, day: str) -> str:
+    """`monitoring/` path of one day's retraining verdict (which rules fired, on which figures)."""
+    return f"{model_name}/{RETRAIN_DIR}/{day}.json"
 
 
 def monitoring_prefix(model_name: str, kind: str) -> str:

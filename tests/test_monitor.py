@@ -25,7 +25,14 @@ from functions.monitor.sources import outcome_problem
 from functions.scoring.job import score_input
 from functions.settings import load_settings
 from lake.contract import EXPORTS_CONTAINER, MONITORING_CONTAINER, PREDICTIONS_CONTAINER
-from lake.paths import OutputPaths, drift_path, export_csv_path, export_manifest_path, quality_path
+from lake.paths import (
+    OutputPaths,
+    drift_path,
+    export_csv_path,
+    export_manifest_path,
+    quality_path,
+    retrain_verdict_path,
+)
 from tests.scoring_support import bank_csv, context, scoring_env, serve_model, unique, upload
 
 pytestmark = pytest.mark.integration
@@ -116,6 +123,9 @@ def test_outcomes_arriving_over_days_raise_coverage_and_match_the_estimate(
     comparison = record["estimate_vs_realised"]
     assert comparison["status"] == "ok" and comparison["rows"] == CLIENTS
     assert comparison["gap_outside_interval"] is False
+    assert report.retrain is not None and report.retrain["retrain"] is False  # calibrated: nothing fires
+    (evaluated,) = _events(caplog, "retrain_evaluated")[-1:]
+    assert evaluated.retrain == "false" and evaluated.model_version == world.version
     auc = comparison["figures"]["roc_auc"]
     assert auc["low"] <= record["metrics"]["roc_auc"]["value"] <= auc["high"]
 
@@ -144,6 +154,16 @@ def test_a_concept_shift_shows_as_a_gap_between_estimate_and_realised(azurite, b
     assert comparison["gap_outside_interval"] is True
     assert comparison["figures"]["roc_auc"]["outside"] and comparison["figures"]["roc_auc"]["gap"] < -0.1
     assert comparison["figures"]["subscribers"]["outside"]
+    # the retraining rules see it: the serving version dropped far under its registered baseline (0.5)
+    verdict = report.retrain
+    assert verdict is not None and verdict["retrain"] is True and "quality_drop" in verdict["fired"]
+    assert verdict["model_version"] == world.version and verdict["stage"] == "dev"
+    drop = verdict["evidence"]["quality_drop"]
+    assert drop["roc_auc"] < drop["baseline_roc_auc"] - 0.05 and drop["labelled"] == CLIENTS
+    stored = blob_service.get_blob_client(
+        MONITORING_CONTAINER, retrain_verdict_path(world.name, world.scored_on.isoformat())
+    ).download_blob()
+    assert json.loads(stored.readall())["fired"] == verdict["fired"]
 
 
 def test_outcomes_before_the_scoring_day_and_old_exports_judge_nothing(azurite, blob_service, models) -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -26,10 +26,11 @@ from functions.blob_io import ensure_container, write_json
 from functions.monitor.sources import drift_verdicts, read_outcomes, read_predictions, streak
 from functions.settings import Settings
 from functions.telemetry.emit import emit
-from functions.telemetry.events import MONITOR_RUN, QUALITY_MEASURED
+from functions.telemetry.events import MONITOR_RUN, QUALITY_MEASURED, RETRAIN_EVALUATED
 from lake import clients
 from lake.contract import EXPORTS_CONTAINER, MODELS_CONTAINER, MONITORING_CONTAINER, PREDICTIONS_CONTAINER
-from lake.paths import quality_path
+from lake.paths import quality_path, retrain_verdict_path
+from model.monitoring import triggers
 from model.monitoring.compare import compare_joined
 from model.monitoring.join import join_outcomes, period_bounds, period_labels
 from model.monitoring.quality import QualityConfig, period_documents, quality_records
@@ -52,6 +53,7 @@ class MonitorReport:
     skipped: Counter[str] = field(default_factory=Counter)
     batches: int = 0  # scored batches with a drift verdict in the window
     drift_streak: int = 0  # the latest of them in a row whose dataset drifted
+    retrain: dict[str, Any] | None = None  # the retraining verdict (None: no version serves yet)
     dashboard: str | None = None
     seconds: float = 0.0
 
@@ -153,6 +155,11 @@ def run_monitor(
     verdicts = drift_verdicts(monitoring, settings.model_name, since.date())
     report.skipped += verdicts.skipped
     report.batches, report.drift_streak = streak(verdicts.frame)
+    report.retrain = _retrain_verdict(registry, settings, documents, report, now)
+    if report.retrain is not None:
+        write_json(
+            monitoring, retrain_verdict_path(settings.model_name, now.date().isoformat()), report.retrain
+        )
     if render is not None:
         report.dashboard = render(service, registry, settings.model_name)
     report.seconds = time.perf_counter() - started
@@ -176,6 +183,43 @@ def run_monitor(
         skipped=sum(report.skipped.values()),
     )
     return report
+
+
+def _retrain_verdict(
+    registry: Registry,
+    settings: Settings,
+    documents: dict[tuple[str, str], dict[str, Any]],
+    report: MonitorReport,
+    now: dt.datetime,
+) -> dict[str, Any] | None:
+    """The retraining rules for the version MODEL_STAGE serves, recorded with their evidence."""
+    try:
+        version = registry.resolve(settings.model_name, settings.model_stage)
+    except RegistryError:
+        return None  # nothing serves yet: nothing to judge
+    verdict = triggers.evaluate(documents.values(), version, report.drift_streak, settings.monitoring.retrain)
+    emit(
+        log,
+        RETRAIN_EVALUATED,
+        "retrain %s v%s: %s",
+        settings.model_name,
+        version,
+        ", ".join(verdict.fired) or "no rule fired",
+        level=logging.WARNING if verdict.retrain else logging.INFO,
+        model_name=settings.model_name,
+        model_version=version,
+        retrain=verdict.retrain,
+        fired=list(verdict.fired),
+    )
+    return {
+        "kind": "retrain_verdict",
+        "model_name": settings.model_name,
+        "model_version": version,
+        "stage": settings.model_stage,
+        "evaluated_at": now.isoformat(timespec="seconds"),
+        "policy": asdict(settings.monitoring.retrain),
+        **verdict.to_dict(),
+    }
 
 
 def _emit_quality(record: dict[str, Any]) -> None:

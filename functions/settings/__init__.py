@@ -19,6 +19,7 @@ from functions.settings.values import MIB, SettingsError, default_workers, text,
 from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
 from model.drift_config import DriftConfig
+from model.monitoring.triggers import RetrainPolicy
 
 __all__ = [
     "CATALOG",
@@ -54,13 +55,14 @@ class ScoringSettings:
 
 @dataclass(frozen=True)
 class MonitoringSettings:
-    """When the monitor runs, the period quality is cut by, and the drift report's thresholds."""
+    """When the monitor runs, the period quality is cut by, the drift thresholds, the retrain rules."""
 
     schedule: str
     period: str  # day | week | month (model.monitoring.join.PERIODS)
     outcomes_table: str
     lookback_days: int
     drift: DriftConfig
+    retrain: RetrainPolicy
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,12 @@ def _monitoring(env: Mapping[str, str]) -> MonitoringSettings:
         outcomes_table=_read(env, "MONITOR_OUTCOMES_TABLE"),
         lookback_days=_read(env, "MONITOR_LOOKBACK_DAYS"),
         drift=drift,
+        retrain=RetrainPolicy(
+            quality_tolerance=_read(env, "RETRAIN_QUALITY_TOLERANCE"),
+            min_outcomes=_read(env, "RETRAIN_MIN_OUTCOMES"),
+            gap_periods=_read(env, "RETRAIN_GAP_PERIODS"),
+            drift_batches=_read(env, "RETRAIN_DRIFT_BATCHES"),
+        ),
     )
 
 

@@ -5,80 +5,19 @@ The one home of the settings contract. The app parses each setting from here
 (`infra/components/functionapp.py`, per-stack values from `Pulumi.<stack>.yaml` through
 `stack_key`), the local stack and `functions/local.settings.example.json` are generated from it
 (`devstack/local_settings.py`), and `tests/test_settings_contract.py` keeps all of them in step.
-Adding a setting is one entry here plus the code that uses it.
+Adding a setting is one entry here (or in `monitoring.py`, the monitoring and retraining group)
+plus the code that uses it. What a setting is (its kinds, who reads it, how Azure gets it):
+`kinds.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
+from functions.settings.kinds import AUTO, STACK_NAME, Cloud, Kind, Reader, Setting
+from functions.settings.monitoring import MONITORING
 from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER, SCORING_SHARDS_QUEUE
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES, MAX_RECORD_BYTES
-from model.drift_config import DEFAULT_CONFIG as DRIFT_DEFAULTS
-from model.monitoring.periods import PERIODS
 from model.registry import SERVING_STAGE, STAGES
-
-
-class Kind(StrEnum):
-    """How a setting's text is read (functions/settings/values.py parses each kind)."""
-
-    TEXT = "text"
-    LIST = "list"  # comma-separated names; empty means none
-    JSON = "json"
-    INT = "int"
-    NUMBER = "number"  # a decimal number: 0.1, 5e-2
-    WORKERS = "workers"  # a whole number, or `auto`: one per core, at most 4
-    SIZE = "size"  # bytes: 1048576, 512KiB, 64MB, 10GiB
-    BOOL = "bool"
-    CHOICE = "choice"
-    NCRONTAB = "ncrontab"  # six fields, seconds first, or a TimeSpan hh:mm:ss
-    QUEUE = "queue"  # a storage queue name
-    CONNECTION = "connection"  # a Functions connection prefix: a connection string or `{name}__*` URIs
-
-
-class Reader(StrEnum):
-    APP = "app"  # parsed by functions.settings at start
-    HOST = "host"  # read by the Functions host itself (connections, telemetry, the worker)
-
-
-class Cloud(StrEnum):
-    """How the Pulumi program provides a setting in Azure."""
-
-    DEFAULT = "default"  # not written: the app's default applies in every stack
-    VALUE = "value"  # written: the stack's config (`stack_key`) if set, else `cloud_value`, else the default
-    RESOURCE = "resource"  # written from the stack's resources (endpoints, Key Vault reference, telemetry)
-    PLATFORM = "platform"  # never an app setting in Azure (Flex Consumption sets it from the site config)
-
-
-STACK_NAME = "{stack}"  # a cloud value that stands for the stack's own name (dev, preprod, prod)
-AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    kind: Kind
-    meaning: str
-    default: str | None = None  # as an app setting's text; None: required, or not read by the app
-    minimum: float | None = None  # inclusive bounds of INT, WORKERS and NUMBER
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-    reader: Reader = Reader.APP
-    cloud: Cloud = Cloud.DEFAULT
-    stack_key: str | None = None  # the Pulumi config key that sets it per stack
-    cloud_value: str | None = None  # what stacks write when their config is silent (else the default)
-    local: str | None = None  # the local stack's value when it differs from the default
-    hint: str | None = None  # added to the error when a value is refused
-
-    @property
-    def required(self) -> bool:
-        return self.reader is Reader.APP and self.default is None
-
-    def local_value(self) -> str | None:
-        return self.local if self.local is not None else self.default
-
 
 CATALOG: tuple[Setting, ...] = (
     # -- how the app reaches storage and the database (identity-based in Azure) ------------------
@@ -177,43 +116,7 @@ CATALOG: tuple[Setting, ...] = (
         cloud_value=STACK_NAME,
         local="dev",
     ),
-    # -- monitoring -------------------------------------------------------------------------------
-    Setting(
-        "MONITOR_SCHEDULE",
-        Kind.NCRONTAB,
-        "when the monitor timer joins outcomes with predictions and redraws the dashboard (UTC); "
-        "after the export and its scoring",
-        default="0 30 3 * * *",
-        cloud=Cloud.VALUE,
-        stack_key="monitorSchedule",
-    ),
-    Setting(
-        "MONITOR_PERIOD",
-        Kind.CHOICE,
-        "the period realised quality is computed per: `week` (ISO weeks), `day` or `month`",
-        default="week",
-        choices=PERIODS,
-        cloud=Cloud.VALUE,
-        stack_key="monitorPeriod",
-    ),
-    Setting(
-        "MONITOR_OUTCOMES_TABLE",
-        Kind.TEXT,
-        "the exported table of call outcomes (`client_id`, `contact_date`, `subscribed`) joined with "
-        "the predictions (normally one that EXPORT_TABLES exports; the monitor says when none is found)",
-        default="campaign_outcomes",
-        cloud=Cloud.VALUE,
-        stack_key="monitorOutcomesTable",
-    ),
-    Setting(
-        "MONITOR_LOOKBACK_DAYS",
-        Kind.INT,
-        "how far back each run recomputes quality (whole periods; older periods keep their last "
-        "record): longer than the outcomes' usual delay",
-        default="42",
-        minimum=1,
-        maximum=400,
-    ),
+    *MONITORING,
     # -- batch scoring ----------------------------------------------------------------------------
     Setting(
         "SCORING_BLOB_SOURCE",
@@ -301,54 +204,6 @@ CATALOG: tuple[Setting, ...] = (
         minimum=1,
         maximum=32,
     ),
-    Setting(
-        "DRIFT_WASSERSTEIN_THRESHOLD",
-        Kind.NUMBER,
-        "normalised Wasserstein distance from which a numeric feature drifted (batches over "
-        "DRIFT_SMALL_BATCH_ROWS)",
-        default=str(DRIFT_DEFAULTS.wasserstein),
-        minimum=0.001,
-        maximum=10,
-    ),
-    Setting(
-        "DRIFT_JENSEN_SHANNON_THRESHOLD",
-        Kind.NUMBER,
-        "Jensen-Shannon distance (base 2) from which a categorical feature drifted",
-        default=str(DRIFT_DEFAULTS.jensen_shannon),
-        minimum=0.001,
-        maximum=1,
-    ),
-    Setting(
-        "DRIFT_SMALL_BATCH_ROWS",
-        Kind.INT,
-        "batches of at most this many rows are judged by KS and chi-squared tests with "
-        "false-discovery-rate control instead of distances",
-        default=str(DRIFT_DEFAULTS.small_batch_rows),
-        minimum=0,
-        maximum=10_000,
-    ),
-    Setting(
-        "DRIFT_ALPHA",
-        Kind.NUMBER,
-        "the false discovery rate of the small-batch tests",
-        default=str(DRIFT_DEFAULTS.alpha),
-        minimum=0.0001,
-        maximum=0.5,
-    ),
-    Setting(
-        "DRIFT_SHARE",
-        Kind.NUMBER,
-        "share of drifted features (weighted by importance) from which the dataset drifted",
-        default=str(DRIFT_DEFAULTS.drift_share),
-        minimum=0.01,
-        maximum=1,
-    ),
-    Setting(
-        "DRIFT_WEIGHT_BY_IMPORTANCE",
-        Kind.BOOL,
-        "weigh the drift share by the model's permutation importance (reference.json)",
-        default=str(DRIFT_DEFAULTS.weight_by_importance).lower(),
-    ),
     # -- the Functions host, locally --------------------------------------------------------------
     Setting(
         "FUNCTIONS_WORKER_RUNTIME",
@@ -367,6 +222,8 @@ CATALOG: tuple[Setting, ...] = (
         local="EnableWorkerIndexing",
     ),
 )
+
+__all__ = ["AUTO", "BY_NAME", "CATALOG", "STACK_NAME", "Cloud", "Kind", "Reader", "Setting", "setting"]
 
 BY_NAME = {setting.name: setting for setting in CATALOG}
 

@@ -96,5 +96,18 @@ MONITOR_RUN = Event(
     ),
 )
 
-EVENTS: tuple[Event, ...] = (EXPORT_TABLE, BATCH_SCORED, INPUT_REJECTED, QUALITY_MEASURED, MONITOR_RUN)
+RETRAIN_EVALUATED = Event(
+    "retrain_evaluated",
+    "the monitor evaluated the retraining rules for the serving version (model/monitoring/triggers.py)",
+    ("model_name", "model_version", "retrain", "fired"),
+)
+
+EVENTS: tuple[Event, ...] = (
+    EXPORT_TABLE,
+    BATCH_SCORED,
+    INPUT_REJECTED,
+    QUALITY_MEASURED,
+    MONITOR_RUN,
+    RETRAIN_EVALUATED,
+)
 BY_NAME = {event.name: event for event in EVENTS}
