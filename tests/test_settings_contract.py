@@ -251,3 +251,12 @@ def test_the_rules_fail_when_broken() -> None:
     assert disagreeing_defaults(
         {"example": {"SCORING_QUEUE": "other"}}, {"SCORING_QUEUE": "scoring-shards"}
     ) == ["SCORING_QUEUE: example has 'other', the catalog says 'scoring-shards'"]
+
+
+def test_deploy_md_names_every_config_key_a_stack_may_set() -> None:
+    """A stack's config keys are documented where operators look (docs/deploy.md's table)."""
+    from tests.support import REPO
+
+    text = (REPO / "docs" / "deploy.md").read_text()
+    missing = sorted(s.stack_key for s in CATALOG if s.stack_key and f"`{s.stack_key}`" not in text)
+    assert missing == []
