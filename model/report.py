@@ -31,7 +31,7 @@ def _plots(folder: Path, y: np.ndarray, scores: np.ndarray, importances: dict[st
     figure, axis = plt.subplots(figsize=(4.5, 4))
     axis.plot(fpr, tpr, label="model")
     axis.plot([0, 1], [0, 1], "--", color="grey", label="random")
-    axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (validation)")
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (most recent fold)")
     axis.legend()
     names["roc"] = _save(figure, plots / "roc.png")
 
@@ -39,7 +39,7 @@ def _plots(folder: Path, y: np.ndarray, scores: np.ndarray, importances: dict[st
     figure, axis = plt.subplots(figsize=(4.5, 4))
     axis.plot(recall, precision)
     axis.axhline(y.mean(), ls="--", color="grey", label=f"base rate {y.mean():.1%}")
-    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall (validation)")
+    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall (most recent fold)")
     axis.legend()
     names["precision_recall"] = _save(figure, plots / "precision_recall.png")
 
@@ -79,25 +79,65 @@ def _plots(folder: Path, y: np.ndarray, scores: np.ndarray, importances: dict[st
     ranked = sorted(importances.items(), key=lambda item: item[1])
     figure, axis = plt.subplots(figsize=(5, 0.3 * len(ranked) + 1))
     axis.barh([k for k, _ in ranked], [v for _, v in ranked])
-    axis.set(xlabel="drop in PR AUC when shuffled", title="Permutation importance (validation)")
+    axis.set(xlabel="drop in PR AUC when shuffled", title="Permutation importance (most recent fold)")
     names["permutation_importance"] = _save(figure, plots / "permutation_importance.png")
     return names
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _table(rows: list[dict[str, Any]], selected: str) -> str:
     lines = [
-        "| candidate | features | val ROC AUC | val PR AUC | top-10 % reach | Brier | CV ROC AUC | CV PR AUC |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| candidate | features | recency | ROC AUC (mean ± std) | PR AUC (mean ± std) | Brier (mean ± std) |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    for row in sorted(rows, key=lambda r: -r["validation"]["pr_auc"]):
-        v, cv = row["validation"], row["cross_validation"]
-        cv_roc = f"{cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}" if cv else "–"
-        cv_pr = f"{cv['pr_auc_mean']:.3f} ± {cv['pr_auc_std']:.3f}" if cv else "–"
+    for row in sorted(rows, key=lambda r: -r["roc_auc_mean"]):
+        key = f"{row['candidate']}/{row['feature_set']}/{row['recency']}"
+        mark = "**" if key == selected else ""
         lines.append(
-            f"| {row['candidate']} | {row['feature_set']} | {v['roc_auc']:.3f} | {v['pr_auc']:.3f} | "
-            f"{v['share_reached_top10']:.0%} | {v['brier']:.4f} | {cv_roc} | {cv_pr} |"
+            f"| {mark}{row['candidate']}{mark} | {row['feature_set']} | {row['recency']} | "
+            f"{row['roc_auc_mean']:.3f} ± {row['roc_auc_std']:.3f} | "
+            f"{row['pr_auc_mean']:.3f} ± {row['pr_auc_std']:.3f} | "
+            f"{row['brier_mean']:.4f} ± {row['brier_std']:.4f} |"
         )
     return "\n".join(lines)
+
+
+def _folds_table(folds: dict[str, Any]) -> str:
+    lines = [
+        "| fold | trained on | validated on | ROC AUC | PR AUC | Brier | base rate |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for i, fold in enumerate(folds["per_fold"], start=1):
+        start, end = fold["validation_rows"]
+        lines.append(
+            f"| {i} | {fold['train_rows']:,} rows before row {start + 1:,} | rows {start + 1:,}-{end:,} | "
+            f"{fold['roc_auc']:.3f} | {fold['pr_auc']:.3f} | {fold['brier']:.4f} | {fold['base_rate']:.1%} |"
+        )
+    mean, std = folds["mean"], folds["std"]
+    lines.append(
+        f"| mean ± std | | | {mean['roc_auc']:.3f} ± {std['roc_auc']:.3f} | {mean['pr_auc']:.3f} ± "
+        f"{std['pr_auc']:.3f} | {mean['brier']:.4f} ± {std['brier']:.4f} | |"
+    )
+    return "\n".join(lines)
+
+
+def _calibration_text(record: dict[str, Any]) -> str:
+    if "brier_raw" not in record:
+        return f"Not checked: {record['reason']}."
+    figures = (
+        f"On the most recent fold, Platt scaling fitted on the previous fold's out-of-time scores gives "
+        f"Brier {record['brier_calibrated']:.4f} against {record['brier_raw']:.4f} uncalibrated; mean "
+        f"predicted rate {record['mean_predicted_calibrated']:.1%} calibrated, "
+        f"{record['mean_predicted_raw']:.1%} uncalibrated, observed {record['observed_rate']:.1%}."
+    )
+    if record["applied"]:
+        return (
+            f"{figures} Applied: the registered model carries Platt scaling fitted on the most recent "
+            f"fold's out-of-time scores (slope {record['platt_slope']:.3f}, intercept "
+            f"{record['platt_intercept']:.3f}), folded exactly into the logistic regression's "
+            "coefficients (ranking unchanged; the validation figures above are calibrated with the "
+            "previous fold's map, out of time)."
+        )
+    return f"{figures} Not applied: {record['reason']}."
 
 
 def write_report(
@@ -111,14 +151,24 @@ def write_report(
     plots = _plots(folder, np.asarray(y), np.asarray(scores), importances)
     v = metadata["metrics"]["validation"]
     data = metadata["training_data"]
+    sel = metadata["selection"]
     card = f"""# Model card: {metadata["name"]}
 
 **Purpose.** Rank bank clients by their probability of subscribing a term deposit if called, so
 the bank calls the most promising clients first. Decision: call when P(subscribe) >= the threshold.
 
-**Selected:** `{metadata["candidate"]}` on feature set `{metadata["feature_set"]}`, chosen on
-time-ordered validation (trained on the first {data["train_rows"]:,} rows, validated on the last
-{data["validation_rows"]:,}, the order the campaign happened in). Threshold
+**Selected:** `{metadata["candidate"]}` on feature set `{metadata["feature_set"]}`, recency
+`{metadata["recency"]}` ({sel["recency"]}), chosen out of time on rolling-origin folds: every
+configuration is trained on every row before a cut and scored on the block of rows after it
+({data["validation"]}). The folds' mean {sel["metric"]} selects (the model ranks whom to call;
+PR AUC moves with the base rate, which differs threefold between the folds), with a
+one-standard-error rule: best mean `{sel["best"]}` {sel["best_mean"]:.3f}, standard error
+{sel["standard_error"]:.3f}; the simplest configuration within it wins (logreg < hgb < rf, no
+weighting < weighting, fewer features < more): `{sel["selected"]}` {sel["selected_mean"]:.3f}.
+
+**Registered model: refit on every labelled row.** The selected configuration is refit on all
+{data["rows"]:,} rows ({data["train_rows"]:,} used: {data["refit"]}), so it has seen the newest
+clients; no figure below is measured on rows it was trained on. Threshold
 {metadata["threshold"]:.3f} ({metadata["threshold_rule"]}).
 
 **Inputs:** {", ".join([*metadata["schema"]["numeric"], *metadata["schema"]["categories"]])}.
@@ -126,7 +176,10 @@ time-ordered validation (trained on the first {data["train_rows"]:,} rows, valid
 becomes `previously_contacted = 0` with `pdays = 0`. Unseen categories: policy
 `{metadata["schema"]["unseen_policy"]}`.
 
-## Validation metrics (the most recent rows)
+## Validation metrics (the most recent fold, out of time)
+
+The selected configuration trained on every row before the most recent fold and scored that
+fold ({data["validation_rows"]:,} rows); `metrics.validation` in metadata.json.
 
 | metric | value |
 |---|---:|
@@ -140,12 +193,20 @@ becomes `previously_contacted = 0` with `pdays = 0`. Unseen categories: policy
 | F1 at the threshold | {v.get("f1_at_threshold", float("nan")):.3f} |
 | share of clients called at the threshold | {v.get("call_rate_at_threshold", float("nan")):.1%} |
 
-## All candidates
+## The selected configuration on every fold
 
-Selection uses the time-ordered validation columns; stratified cross-validation (shuffled, so it
-mixes past and future rows) is shown for reference only.
+{_folds_table(metadata["metrics"]["folds"])}
 
-{_table(comparison)}
+## Calibration
+
+{_calibration_text(metadata["metrics"]["calibration"])}
+
+## All configurations (out-of-time folds, mean ± std)
+
+Stratified cross-validation (shuffled, so it trains on the future) is kept in metadata.json
+for the selected configuration only, for reference; it never decides.
+
+{_table(comparison, sel["selected"])}
 
 ## Plots
 
@@ -156,7 +217,7 @@ mixes past and future rows) is shown for reference only.
 ## Packaging
 
 ONNX (opset {metadata["onnx"]["opset"]}), max |P_onnx - P_sklearn| = {metadata["onnx"]["parity_max_abs_diff"]:.1e} on
-{metadata["onnx"]["rows"]:,} validation rows (tolerance {metadata["onnx"]["tolerance"]:.0e}). Training data:
+{metadata["onnx"]["rows"]:,} most recent rows (tolerance {metadata["onnx"]["tolerance"]:.0e}). Training data:
 {data["rows"]:,} rows, {data["positives"]:,} subscribers, sources
 {", ".join(f"{s['path']} (sha256 {s['sha256'][:12]}…)" for s in data["sources"])}.
 Libraries: {", ".join(f"{k} {v}" for k, v in metadata["libraries"].items())}. Commit: {metadata["git_commit"]}.
@@ -164,9 +225,11 @@ Libraries: {", ".join(f"{k} {v}" for k, v in metadata["libraries"].items())}. Co
 ## Limits
 
 The data cover one bank's campaigns from May 2008 onwards; the calendar features (`day`, `month`)
-describe when past contacts happened and may not carry over to future campaigns (the comparison
-above shows whether they helped on later rows). Probabilities are not re-weighted for the class
-imbalance, so they can be summed into expected subscribers; check the calibration plot.
+describe when past contacts happened and may not carry over to future campaigns, nor may
+`contact` ("unknown" in the first 30 % of the rows); the comparison above shows whether they
+helped on later rows. The subscription rate rises over the rows, so a model trained on the past
+predicts a lower level than the next months show: see the calibration check. Probabilities are
+not re-weighted for the class imbalance, so they can be summed into expected subscribers.
 """
     path = folder / artifacts.CARD_FILE
     path.write_text(card)

@@ -41,8 +41,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 def test_training_writes_a_complete_model_folder(trained):
     folder, metadata = trained.folder, trained.metadata
-    assert {r.candidate for r in trained.results} == {"logreg", "hgb", "rf"}
-    assert {r.feature_set for r in trained.results} == {"all", "no_calendar"}
+    assert {r.config.candidate for r in trained.results} == {"logreg", "hgb", "rf"}
+    assert {r.config.feature_set for r in trained.results} == {"all", "no_calendar", "stable"}
+    assert {r.config.recency for r in trained.results} == {"none", "halflife", "window"}
     files = set(artifacts.artifact_files(folder))
     for name in (
         "model.onnx",
@@ -63,12 +64,35 @@ def test_training_writes_a_complete_model_folder(trained):
     assert metadata["onnx"]["parity_max_abs_diff"] < 1e-5
     assert metadata["training_data"]["sources"][0]["sha256"] == artifacts.sha256_file(BANK)
     assert metadata["training_data"]["validation"].startswith("time-ordered")
+    # What downstream code reads: the gate, the monitor's baseline and the dashboard read
+    # metrics.validation; the folds and the calibration check are the card's evidence.
+    folds = metadata["metrics"]["folds"]
+    assert len(folds["per_fold"]) == 3 and set(folds["mean"]) == set(folds["std"]) >= {
+        "roc_auc",
+        "pr_auc",
+        "brier",
+    }
+    last = folds["per_fold"][-1]
+    assert last["validation_rows"] == [5400, 6000]
+    assert abs(last["roc_auc"] - validation["roc_auc"]) < 1e-6  # Platt scaling, if applied, keeps the order
+    assert metadata["training_data"]["rows"] == 6000 and metadata["training_data"]["validation_rows"] == 600
+    calibration = metadata["metrics"]["calibration"]
+    assert {"brier_raw", "brier_calibrated", "observed_rate", "applied"} <= set(calibration)
+    assert metadata["selection"]["selected"] == "/".join(
+        (metadata["candidate"], metadata["feature_set"], metadata["recency"])
+    )
+    for row in metadata["comparison"]:
+        assert {"roc_auc_mean", "roc_auc_std", "pr_auc_mean", "pr_auc_std", "brier_mean", "brier_std"} <= set(
+            row
+        )
     assert (
         "duration" not in metadata["schema"]["numeric"] and "duration" not in metadata["schema"]["categories"]
     )
     assert metadata["libraries"]["scikit-learn"] and 0 < metadata["threshold"] < 1
     card = (folder / "model_card.md").read_text()
-    assert "time-ordered validation" in card and "plots/gain.png" in card
+    assert (
+        "rolling-origin folds" in card and "refit on every labelled row" in card and "plots/gain.png" in card
+    )
     reference = json.loads((folder / "reference.json").read_text())
     assert set(reference["features"]) == set(metadata["schema"]["numeric"]) | set(
         metadata["schema"]["categories"]
@@ -89,6 +113,7 @@ def test_training_is_reproducible_with_a_seed(trained, tmp_path):
             permutation_repeats=2,
             candidates=(trained.metadata["candidate"],),
             feature_sets=(trained.metadata["feature_set"],),
+            recency=(trained.metadata["recency"],),
         )
     )
     assert (
@@ -96,6 +121,60 @@ def test_training_is_reproducible_with_a_seed(trained, tmp_path):
         == trained.metadata["metrics"]["validation"]["roc_auc"]
     )
     assert again.metadata["artifacts"]["model.onnx"] == trained.metadata["artifacts"]["model.onnx"]
+
+
+def test_the_registered_model_is_refit_on_every_labelled_row(tmp_path):
+    outcome = train(
+        TrainConfig(
+            data=BANK,
+            out=tmp_path / "refit",
+            sample=3000,
+            cv_folds=0,
+            permutation_repeats=1,
+            candidates=("logreg",),
+            feature_sets=("stable",),
+            recency=("none",),
+        )
+    )
+    data = outcome.metadata["training_data"]
+    assert data["rows"] == data["train_rows"] == 3000
+    assert outcome.pipeline.named_steps["pre"].named_transformers_["num"].n_samples_seen_ == 3000
+    # Out of time: the validation block is the newest tenth, after every row its model was trained on.
+    assert outcome.metadata["metrics"]["folds"]["per_fold"][-1]["train_rows"] == 2700
+    assert (
+        "refit" in outcome.metadata["threshold_rule"] or "refit model" in outcome.metadata["threshold_rule"]
+    )
+
+
+def test_recency_schemes_are_anchored_at_the_newest_row():
+    from model.selection import RECENCY
+
+    start, weights = RECENCY["halflife"].training(1000, 400)  # half-life 100 rows
+    assert start == 0 and weights is not None and abs(weights.mean() - 1) < 1e-12
+    assert abs(weights[-101] / weights[-1] - 0.5) < 1e-12 and np.all(np.diff(weights) > 0)
+    start, weights = RECENCY["window"].training(1000, 300)  # the newest 100 rows
+    assert (start, weights) == (900, None)
+    assert RECENCY["none"].training(1000, 300) == (0, None)
+
+
+def test_platt_scaling_folds_exactly_into_a_logistic_regression(bank):
+    from model.calibration import Platt, fold_into
+    from model.features import CANDIDATES
+    from model.train import _features
+
+    frame = bank.head(3000)
+    y = (frame["y"] == "yes").to_numpy()
+    x = _features(frame.drop(columns=["y"]))[list(FEATURE_SETS["stable"].columns)]
+    pipeline = CANDIDATES["logreg"].build(FEATURE_SETS["stable"], 0).fit(x, y)
+    platt = Platt(1.4, 0.8)
+    calibrated = fold_into(pipeline, platt)
+    raw = pipeline.predict_proba(x)[:, 1]
+    assert (
+        np.max(np.abs(calibrated.predict_proba(x)[:, 1] - platt.apply(raw))) < 1e-6
+    )  # float32 probabilities
+    schema = InputSchema.learn(x, FEATURE_SETS["stable"])
+    _, difference = convert_checked(calibrated, schema, x.tail(500))
+    assert difference < 1e-5
 
 
 @pytest.mark.parametrize("candidate", ["logreg", "hgb", "rf"])
