@@ -45,8 +45,9 @@ def train_and_promote(service: BlobServiceClient, export_date: dt.date, console:
     )
     v = outcome.metadata["metrics"]["validation"]
     console.print(
-        f"selected {outcome.metadata['candidate']} / {outcome.metadata['feature_set']}: time-ordered "
-        f"validation ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f} (base rate {v['base_rate']:.1%}), "
+        f"selected {outcome.metadata['candidate']} / {outcome.metadata['feature_set']} on rolling-origin "
+        f"folds, refit on every row; out of time (the most recent fold): ROC AUC {v['roc_auc']:.3f}, "
+        f"PR AUC {v['pr_auc']:.3f} (base rate {v['base_rate']:.1%}), "
         f"top 10% of calls reach {v['share_reached_top10']:.0%} of subscribers"
     )
     console.print(f"model card: {outcome.folder / 'model_card.md'} (plots in {outcome.folder / 'plots'})")

@@ -99,12 +99,13 @@ def play_next_day(
         render=lambda svc, registry, model: write_dashboard(svc, registry, model, stack="local"),
     )
     _show(report, console)
-    if any((r.get("estimate_vs_realised") or {}).get("gap_outside_interval") for r in report.records):
+    for record in report.records:
+        if note := gap_note(record):
+            console.print(note)
+    if report.retrain is not None and report.retrain["retrain"]:
         console.print(
-            "[yellow]outside[/]: the realised figures fall outside what the probabilities promised "
-            "(here the called clients answer as they did in the data the model was trained on, more "
-            "often than its calibration expects); in production that is the sign of concept drift "
-            "that no input drift shows (docs/monitoring.md)"
+            f"retraining rules fired: {', '.join(report.retrain['fired'])} (recorded in "
+            f"{MONITORING_CONTAINER}/{report.model_name}/retrain/; the retraining job comes next)"
         )
     if report.dashboard is None:
         return None
@@ -117,6 +118,28 @@ def play_next_day(
 
 def _call_log_settings(settings: Settings, connection_string: str) -> Settings:
     return replace(settings, db_connection_string=connection_string)
+
+
+def gap_note(record: dict[str, Any]) -> str | None:
+    """What an `outside` gap says here, in the direction the subscribers went; None without a gap."""
+    comparison = record.get("estimate_vs_realised") or {}
+    if not comparison.get("gap_outside_interval"):
+        return None
+    subscribers = (comparison.get("figures") or {}).get("subscribers") or {}
+    expected, realised = subscribers.get("expected"), subscribers.get("realised")
+    direction = ""
+    if expected is not None and realised is not None:
+        more = "more" if realised > expected else "fewer"
+        direction = (
+            f": {realised:,.0f} subscribed where the probabilities promised {expected:,.0f}, {more} than "
+            "the model expects (the demo replays older clients' real answers to a model calibrated on "
+            "the most recent, higher-rate rows)"
+        )
+    return (
+        f"[yellow]outside[/] for v{record['model_version']} {record['period']}{direction}; in "
+        "production that is the sign of concept drift or a moved base rate, which no input drift shows "
+        "(docs/monitoring.md)"
+    )
 
 
 def _show(report: MonitorReport, console: Console) -> None:

@@ -27,22 +27,32 @@ def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return open_registry(location, ensure=location != "blob" or bool(os.environ.get(DATA_LAKE)))
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from model.train import TrainConfig, train
 
+    # Selection choices left unset take TrainConfig's defaults: one home for them (model/train.py).
+    chosen = {
+        "validation_fraction": args.validation_fraction,
+        "folds": args.folds,
+        "candidates": _names(args.candidates),
+        "feature_sets": _names(args.feature_sets),
+        "recency": _names(args.recency),
+    }
     config = TrainConfig(
         data=args.data,
         out=args.out,
         outcomes=args.outcomes,
         name=args.name,
         seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        candidates=tuple(args.candidates.split(",")),
-        feature_sets=tuple(args.feature_sets.split(",")),
         cv_folds=args.cv_folds,
         sample=args.sample,
         unseen_policy=args.unseen_policy,
         tracking_uri=args.tracking_uri,
+        **{key: value for key, value in chosen.items() if value is not None},
     )
     outcome = train(config)
     v = outcome.metadata["metrics"]["validation"]
@@ -51,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({outcome.metadata['candidate']} / {outcome.metadata['feature_set']})"
     )
     print(
-        f"time-ordered validation: ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "
+        f"out of time (the most recent fold): ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "
         f"top 10% reaches {v['share_reached_top10']:.0%} of subscribers"
     )
     print(f"model card: {outcome.folder / 'model_card.md'}")
@@ -195,9 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
     train.add_argument("--name", default=DEFAULT_MODEL_NAME)
     train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--validation-fraction", type=float, default=0.2, help="most recent share of rows")
-    train.add_argument("--candidates", default="logreg,hgb,rf")
-    train.add_argument("--feature-sets", default="all,no_calendar")
+    train.add_argument(
+        "--validation-fraction",
+        type=float,
+        help="newest share of rows the folds validate on (default: TrainConfig)",
+    )
+    train.add_argument(
+        "--folds", type=int, help="rolling-origin folds over that share (default: TrainConfig)"
+    )
+    train.add_argument("--candidates", help="model families, comma-separated (default: TrainConfig)")
+    train.add_argument("--feature-sets", help="feature sets (default: TrainConfig)")
+    train.add_argument("--recency", help="recency weightings: none, halflife, window (default: TrainConfig)")
     train.add_argument("--cv-folds", type=int, default=3, help="stratified CV for reference (0 = skip)")
     train.add_argument("--sample", type=int, help="use only the first N rows (quick runs)")
     train.add_argument("--unseen-policy", choices=("ignore", "reject"), default="ignore")

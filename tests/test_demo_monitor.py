@@ -27,3 +27,22 @@ def test_every_picked_client_and_a_tenth_of_the_others_are_called_with_their_rea
     assert [answers[c] for c in called["client_id"]] == called["subscribed"].tolist()
     assert calls(predictions, DAY).equals(called)  # the same day calls the same clients
     assert not calls(predictions, DAY + dt.timedelta(days=1))["client_id"].equals(called["client_id"])
+
+
+def test_the_gap_note_says_which_way_the_subscribers_went() -> None:
+    from devstack.demo_monitor import gap_note
+
+    def record(expected: float, realised: float, outside: bool = True) -> dict:
+        figures = {"subscribers": {"expected": expected, "realised": realised}}
+        return {
+            "model_version": "1",
+            "period": "2026-W49",
+            "estimate_vs_realised": {"gap_outside_interval": outside, "figures": figures},
+        }
+
+    assert "975 subscribed where the probabilities promised 2,358, fewer" in (
+        gap_note(record(2358.1, 975)) or ""
+    )
+    assert "more than the model expects" in (gap_note(record(900, 1200)) or "")
+    assert gap_note(record(900, 910, outside=False)) is None
+    assert gap_note({"model_version": "1", "period": "W", "estimate_vs_realised": None}) is None

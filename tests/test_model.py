@@ -297,7 +297,7 @@ def test_cli_train_then_score(tmp_path, bank):
         "logreg",
     )
     assert trained.returncode == 0, trained.stderr
-    assert "time-ordered validation: ROC AUC" in trained.stdout
+    assert "out of time (the most recent fold): ROC AUC" in trained.stdout
 
     comma = bank.tail(200).drop(columns=["y", "duration"]).reset_index(drop=True)
     comma["balance"] = comma["balance"].astype(object)
