@@ -1,0 +1,1 @@
+"""Retraining in Azure: the Azure ML command job a retrain submits (`azureml.py`, pure; no SDK)."""
