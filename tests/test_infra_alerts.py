@@ -341,11 +341,10 @@ def test_thresholds_default_and_per_stack() -> None:
 
 
 def _stack_raw(name: str) -> dict[str, str]:
-    import yaml
+    """The stack file's config as the program reads it, keys without the project prefix."""
+    from infra.synth import stack_config
 
-    values = yaml.safe_load((REPO_ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
-    raw = {key.split(":", 1)[1]: value for key, value in values.items()}
-    return {key: json.dumps(value) if isinstance(value, list) else str(value) for key, value in raw.items()}
+    return {key.split(":", 1)[1]: value for key, value in stack_config(name).items()}
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlparse
 
@@ -24,6 +23,7 @@ from infra.synth import SUBSCRIPTION, RecordingMocks, code_archive, stack_config
 from infra.upload import SAS_LIFETIME, read_only_url, sign_package_url
 from infra.waiting import Waiter, WaitTimeoutError
 from tests.infra_support import STACKS, stack
+from tests.support import loopback_server
 
 SITE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Web/sites/func-x"
 
@@ -235,14 +235,8 @@ def oidc_runner() -> Iterator[tuple[str, list[dict]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/token?api-version=2.0", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as base:
+        yield f"{base}/token?api-version=2.0", seen
 
 
 def test_github_oidc_becomes_a_client_assertion_with_fresh_tokens(oidc_runner) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from functions.retrain.azureml import (
     job_request,
     submit,
 )
+from tests.support import loopback_server
 
 SPEC = Path(__file__).resolve().parent.parent / "infra" / "azureml" / "train-job.yml"
 SUB = "00000000-1111-2222-3333-444444444444"
@@ -240,15 +240,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[tuple[str, type[_Recorder]]]:
     handler = type("Handler", (_Recorder,), {"seen": [], "answer": (201, {})})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with loopback_server(handler) as base:
+        yield base, handler
 
 
 def test_submit_sends_the_request_with_a_bearer_token(server: tuple[str, type[_Recorder]]) -> None:
