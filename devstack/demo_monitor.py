@@ -32,7 +32,7 @@ from functions.export.job import run_export
 from functions.export.spec import quote_identifier
 from functions.monitor.dashboard import write_dashboard
 from functions.monitor.job import MonitorReport, run_monitor
-from functions.settings import Settings, load_settings
+from functions.settings import load_settings
 from lake.contract import MONITORING_CONTAINER
 
 CONTROL_SHARE = 0.10  # of the clients the model did not pick, called anyway
@@ -87,7 +87,8 @@ def play_next_day(
         f"the rest a {CONTROL_SHARE:.0%} control group); {int(rows['subscribed'].sum()):,} subscribed"
     )
     next_day = export_date + dt.timedelta(days=1)
-    exported = run_export(_call_log_settings(settings, log_db), next_day, only=[OUTCOMES_TABLE])
+    call_log = replace(settings, db_connection_string=log_db)  # the same app, reading the call log
+    exported = run_export(call_log, next_day, only=[OUTCOMES_TABLE])
     for result in exported.results:
         console.print(f"next night's export: {result.name} {result.rows:,} rows -> {result.csv_path}")
     if not exported.ok:
@@ -114,10 +115,6 @@ def play_next_day(
     page.write_bytes(blob.download_blob().readall())
     console.print(f"dashboard written to {MONITORING_CONTAINER}/{report.dashboard}, copied to {page}")
     return page
-
-
-def _call_log_settings(settings: Settings, connection_string: str) -> Settings:
-    return replace(settings, db_connection_string=connection_string)
 
 
 def gap_note(record: dict[str, Any]) -> str | None:
