@@ -6,3 +6,4 @@ Kept import-light: the function app imports `model` for serving and must not pul
 # The registered model the whole system trains, promotes and scores unless told otherwise (the
 # MODEL_NAME app setting's default, the CLI's `--name`, the demo's and the benchmarks' model).
 DEFAULT_MODEL_NAME = "bank-marketing"
+RETRAIN_REPORT_FILE = "retrain.json"  # what `python -m model retrain` writes into its --out folder

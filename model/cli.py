@@ -1,4 +1,4 @@
-"""`python -m model COMMAND`: train, score, registry (register, list, show, promote, rollback); monitor."""
+"""`python -m model COMMAND`: train, retrain, score; the registry (register ... rollback); monitor."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
 from model.monitoring.cli import add_parser as add_monitor_parser
 from model.registry import GATE_METRICS, KEY_METRICS, SERVING_STAGE, STAGES
+from model.retrain_cli import add_parser as add_retrain_parser
+from model.train_cli import add_parser as add_train_parser
 
 log = logging.getLogger("model")
 DEFAULT_REGISTRY = ".local/registry"
@@ -25,47 +27,6 @@ def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from lake.contract import DATA_LAKE
 
     return open_registry(location, ensure=location != "blob" or bool(os.environ.get(DATA_LAKE)))
-
-
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return None if text is None else tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from model.train import TrainConfig, train
-
-    # Selection choices left unset take TrainConfig's defaults: one home for them (model/train.py).
-    chosen = {
-        "validation_fraction": args.validation_fraction,
-        "folds": args.folds,
-        "candidates": _names(args.candidates),
-        "feature_sets": _names(args.feature_sets),
-        "recency": _names(args.recency),
-    }
-    config = TrainConfig(
-        data=args.data,
-        out=args.out,
-        outcomes=args.outcomes,
-        name=args.name,
-        seed=args.seed,
-        cv_folds=args.cv_folds,
-        sample=args.sample,
-        unseen_policy=args.unseen_policy,
-        tracking_uri=args.tracking_uri,
-        **{key: value for key, value in chosen.items() if value is not None},
-    )
-    outcome = train(config)
-    v = outcome.metadata["metrics"]["validation"]
-    print(
-        f"model folder: {outcome.folder}  "
-        f"({outcome.metadata['candidate']} / {outcome.metadata['feature_set']})"
-    )
-    print(
-        f"out of time (the most recent fold): ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "
-        f"top 10% reaches {v['share_reached_top10']:.0%} of subscribers"
-    )
-    print(f"model card: {outcome.folder / 'model_card.md'}")
-    return 0
 
 
 def _load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -197,30 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train and compare candidates, write a model folder")
-    train.add_argument("--data", type=Path, required=True, help="bank CSV (;) or a clients export (,)")
-    train.add_argument(
-        "--outcomes", type=Path, help="campaign_outcomes export to join with --data on client_id"
-    )
-    train.add_argument("--out", type=Path, required=True, help="model folder to write")
-    train.add_argument("--name", default=DEFAULT_MODEL_NAME)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument(
-        "--validation-fraction",
-        type=float,
-        help="newest share of rows the folds validate on (default: TrainConfig)",
-    )
-    train.add_argument(
-        "--folds", type=int, help="rolling-origin folds over that share (default: TrainConfig)"
-    )
-    train.add_argument("--candidates", help="model families, comma-separated (default: TrainConfig)")
-    train.add_argument("--feature-sets", help="feature sets (default: TrainConfig)")
-    train.add_argument("--recency", help="recency weightings: none, halflife, window (default: TrainConfig)")
-    train.add_argument("--cv-folds", type=int, default=3, help="stratified CV for reference (0 = skip)")
-    train.add_argument("--sample", type=int, help="use only the first N rows (quick runs)")
-    train.add_argument("--unseen-policy", choices=("ignore", "reject"), default="ignore")
-    train.add_argument("--tracking-uri", help="MLflow tracking URI (default: a file store beside --out)")
-    train.set_defaults(run=cmd_train)
+    add_train_parser(commands)
+    add_retrain_parser(commands, _registry)
 
     score = commands.add_parser("score", help="score a CSV with a model folder or a registry reference")
     score.add_argument("--model", required=True, help="model folder, or NAME@STAGE / NAME@VERSION")

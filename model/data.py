@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lake.paths import MANIFEST_FILE
 from model.artifacts import sha256_file
 from model.schema import ID_COLUMN, TARGET, SchemaError
 
@@ -32,23 +33,48 @@ def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sniff_delimiter(path), keep_default_na=True)
 
 
+def read_outcomes(path: Path) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """One outcomes CSV, or a table's export folder: every complete day, oldest first, merged.
+
+    A folder is how the retraining job sees `exports/{table}/` (exports of outcomes may be
+    incremental): only day folders with the export's manifest count (the others are still being
+    written), a later copy of an outcome replaces an earlier one, and a row whose outcome has
+    not arrived (an empty `subscribed`) is left out.
+    """
+    if not path.is_dir():
+        return read_csv(path), [{"path": path.name, "sha256": sha256_file(path)}]
+    days = sorted(manifest.parent for manifest in path.glob(f"*/{MANIFEST_FILE}"))
+    files = [csv for day in days for csv in sorted(day.glob("*.csv"))]
+    if not files:
+        raise SchemaError(f"{path} holds no complete export (no day folder with {MANIFEST_FILE} and a CSV)")
+    frames = [read_csv(csv) for csv in files]
+    merged = pd.concat(frames, ignore_index=True)
+    if "subscribed" in merged.columns:
+        merged = merged[merged["subscribed"].notna()]
+    if ID_COLUMN in merged.columns:
+        merged = merged.drop_duplicates(ID_COLUMN, keep="last")
+    sources = [{"path": f"{csv.parent.name}/{csv.name}", "sha256": sha256_file(csv)} for csv in files]
+    return merged.reset_index(drop=True), sources
+
+
 def load_labelled(data: Path, outcomes: Path | None = None, sample: int | None = None) -> Dataset:
     """Load training rows in time order.
 
     `data` is the bank CSV (with `y`), a CSV with a `subscribed` column, or a `clients` export
-    joined here with the `campaign_outcomes` export given as `outcomes` (on client_id; ordered by
-    contact_date, the order the campaign happened in). `sample` keeps the first N rows (in time
+    joined here with the `campaign_outcomes` export given as `outcomes` (a CSV or the table's
+    export folder: `read_outcomes`; on client_id; ordered by contact_date, the order the campaign
+    happened in). `sample` keeps the first N rows (in time
     order) for quick runs.
     """
     frame = read_csv(data)
     sources = [{"path": data.name, "sha256": sha256_file(data)}]
     if outcomes is not None:
-        labels = read_csv(outcomes)
+        labels, outcome_sources = read_outcomes(outcomes)
         missing = {ID_COLUMN, "subscribed"} - set(labels.columns) | ({ID_COLUMN} - set(frame.columns))
         if missing:
             raise SchemaError(f"joining clients with outcomes needs columns {sorted(missing)}")
         frame = frame.merge(labels, on=ID_COLUMN, how="inner", validate="one_to_one")
-        sources.append({"path": outcomes.name, "sha256": sha256_file(outcomes)})
+        sources += outcome_sources
     if TARGET not in frame.columns:
         if "subscribed" not in frame.columns:
             raise SchemaError(f"{data} has no label: expected a `{TARGET}` or `subscribed` column")

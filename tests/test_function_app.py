@@ -49,6 +49,7 @@ def app_env(tmp_path: Path, azurite, blob_service) -> Iterator[dict[str, str]]:
         "EXPORT_PUBLISH_TABLES": "clients",
         "EXPORT_SCHEDULE": "0 0 2 * * *",
         "MONITOR_SCHEDULE": "0 30 3 * * *",
+        "RETRAIN_SCHEDULE": "0 0 4 * * 1",
     }
     with pytest.MonkeyPatch.context() as patch:
         for name in ("SCORING_BLOB_SOURCE", "SCORING_QUEUE", "MODEL_STAGE"):
@@ -70,13 +71,16 @@ def test_binding_metadata(app_env):
     triggers = {
         f.get_function_name(): f.get_trigger().get_dict_repr() for f in runner.index(function_app.app)
     }
-    assert sorted(triggers) == ["daily_export", "monitor", "score_blob", "score_shard"]
+    assert sorted(triggers) == ["daily_export", "monitor", "retrain", "score_blob", "score_shard"]
     timer = triggers["daily_export"]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "%EXPORT_SCHEDULE%"
     assert timer["runOnStartup"] is False and timer["useMonitor"] is True
     monitor = triggers["monitor"]
     assert monitor["type"] == "timerTrigger" and monitor["schedule"] == "%MONITOR_SCHEDULE%"
     assert monitor["runOnStartup"] is False and monitor["useMonitor"] is True
+    retrain = triggers["retrain"]
+    assert retrain["type"] == "timerTrigger" and retrain["schedule"] == "%RETRAIN_SCHEDULE%"
+    assert retrain["runOnStartup"] is False and retrain["useMonitor"] is True
     blob = triggers["score_blob"]
     assert blob["type"] == "blobTrigger" and blob["path"] == "scoring-input/{name}.csv"
     assert blob["connection"] == "DataLake" and blob["source"] == "EventGrid"  # the default: Flex needs it

@@ -12,6 +12,7 @@ the record of their last run. Then the dashboard is redrawn from what `monitorin
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections import Counter
@@ -22,8 +23,9 @@ from typing import Any
 import pandas as pd
 from azure.storage.blob import BlobServiceClient
 
-from functions.blob_io import ensure_container, write_json
+from functions.blob_io import ensure_container, read_text, write_json
 from functions.monitor.sources import drift_verdicts, read_outcomes, read_predictions, streak
+from functions.retrain.request import request_retrain
 from functions.settings import Settings
 from functions.telemetry.emit import emit
 from functions.telemetry.events import MONITOR_RUN, QUALITY_MEASURED, RETRAIN_EVALUATED
@@ -109,8 +111,13 @@ def run_monitor(
     now: dt.datetime | None = None,
     service: BlobServiceClient | None = None,
     render: Callable[[BlobServiceClient, Registry, str], str | None] | None = None,
+    scheduled: bool = False,
 ) -> MonitorReport:
-    """One monitor run for MODEL_NAME; `render` redraws the dashboard and returns its path."""
+    """One monitor run for MODEL_NAME; `render` redraws the dashboard and returns its path.
+
+    When a retraining rule fires (or `scheduled`: the RETRAIN_SCHEDULE timer), the retrain is
+    asked for where RETRAIN_RUNNER says (functions/retrain/request.py) and the verdict records it.
+    """
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC)
     service = service or clients.blob_service(settings.data_lake)
@@ -155,11 +162,15 @@ def run_monitor(
     verdicts = drift_verdicts(monitoring, settings.model_name, since.date())
     report.skipped += verdicts.skipped
     report.batches, report.drift_streak = streak(verdicts.frame)
-    report.retrain = _retrain_verdict(registry, settings, documents, report, now)
+    report.retrain = _retrain_verdict(registry, settings, documents, report, now, scheduled)
     if report.retrain is not None:
-        write_json(
-            monitoring, retrain_verdict_path(settings.model_name, now.date().isoformat()), report.retrain
-        )
+        verdict_at = retrain_verdict_path(settings.model_name, now.date().isoformat())
+        if report.retrain["retrain"]:
+            previous = read_text(monitoring, verdict_at)
+            report.retrain["submission"] = request_retrain(
+                settings, service, report.retrain, now, None if previous is None else json.loads(previous)
+            )
+        write_json(monitoring, verdict_at, report.retrain)
     if render is not None:
         report.dashboard = render(service, registry, settings.model_name)
     report.seconds = time.perf_counter() - started
@@ -191,13 +202,16 @@ def _retrain_verdict(
     documents: dict[tuple[str, str], dict[str, Any]],
     report: MonitorReport,
     now: dt.datetime,
+    scheduled: bool,
 ) -> dict[str, Any] | None:
     """The retraining rules for the version MODEL_STAGE serves, recorded with their evidence."""
     try:
         version = registry.resolve(settings.model_name, settings.model_stage)
     except RegistryError:
         return None  # nothing serves yet: nothing to judge
-    verdict = triggers.evaluate(documents.values(), version, report.drift_streak, settings.monitoring.retrain)
+    verdict = triggers.evaluate(
+        documents.values(), version, report.drift_streak, settings.monitoring.retrain, scheduled
+    )
     emit(
         log,
         RETRAIN_EVALUATED,

@@ -114,6 +114,21 @@ def read_outcomes(exports: ContainerClient, table: str, since: dt.date) -> Read:
     return read
 
 
+def latest_export_day(exports: ContainerClient, table: str, on_or_before: dt.date) -> dt.date | None:
+    """The newest day with a complete export (its manifest) of `table`, not after `on_or_before`."""
+    days = set()
+    for blob in exports.list_blobs(name_starts_with=f"{table}/"):
+        parts = blob.name.split("/")
+        if len(parts) == 3:
+            try:
+                day = dt.date.fromisoformat(parts[1])
+            except ValueError:
+                continue
+            if blob.name == export_manifest_path(table, day) and day <= on_or_before:
+                days.add(day)
+    return max(days, default=None)
+
+
 def read_predictions(predictions: ContainerClient, model_name: str, since: dt.datetime) -> Read:
     """The predictions.csv rows of every input scored by `model_name` at or after `since`.
 

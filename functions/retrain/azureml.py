@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.contract import EXPORTS_CONTAINER, JSON_CONTENT_TYPE
+from lake.contract import DATA_LAKE, EXPORTS_CONTAINER, JSON_CONTENT_TYPE
 from lake.paths import export_csv_path
 from model import DEFAULT_MODEL_NAME
 
@@ -54,15 +54,20 @@ JOB_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
 STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")  # resource-name-rules, Microsoft.Storage
 ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$")  # environment name / version
 
-# The job: the unchanged training entry point (model/cli.py `train`: --data and --outcomes are
-# files, so the day folders mounted as uri_folder inputs are joined with the export's file name).
+# The job: the retraining entry point every runner uses (model/retrain.py, `python -m model
+# retrain`: select, gate, refit, register, promote). --data is the clients CSV of the newest
+# complete day (its folder mounted, joined with the file name); --outcomes is the outcomes table's
+# whole folder, every complete day of it (outcomes may be exported incrementally).
 CLIENTS_TABLE, OUTCOMES_TABLE = "clients", "campaign_outcomes"
 TRAIN_COMMAND = (
-    "python -m model train"
+    "python -m model retrain"
     f" --data ${{{{inputs.clients}}}}/{CLIENTS_TABLE}.csv"
-    f" --outcomes ${{{{inputs.outcomes}}}}/{OUTCOMES_TABLE}.csv"
+    " --outcomes ${{inputs.outcomes}}"
     " --out ${{outputs.model}}"
     " --name ${{inputs.model_name}}"
+    " --promote ${{inputs.promote}}"
+    " --fired ${{inputs.fired}}"
+    " --evaluated ${{inputs.evaluated}}"
 )
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 DEFAULT_INSTANCE_COUNT = 1
@@ -141,6 +146,7 @@ class TrainingJob:
     evaluated: dt.date
     fired: tuple[str, ...] = ()
     model_name: str = DEFAULT_MODEL_NAME
+    promote_to: tuple[str, ...] = ("dev",)  # RETRAIN_PROMOTE: the stages this stack moves by itself
     registry: str = "blob"
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: int = DEFAULT_INSTANCE_COUNT
@@ -159,6 +165,12 @@ class TrainingJob:
         _check(self.experiment_name, ASSET_NAME, "experiment name", "letters, digits, '.', '-' or '_'")
         if self.instance_count < 1:
             raise ValueError(f"instance_count must be at least 1, not {self.instance_count}")
+
+    def table_folder(self, table: str) -> str:
+        """Every day of one table's exports: outcomes may be exported incrementally, so a retrain
+        reads all their complete days (model/data.py `read_outcomes`)."""
+        folder = export_csv_path(table, self.export_date).split("/")[0]
+        return f"https://{self.exports_account}.blob.core.windows.net/{EXPORTS_CONTAINER}/{folder}/"
 
     def export_folder(self, table: str) -> str:
         """The day folder of one table's export in the lake (the CSV and its manifest)."""
@@ -211,7 +223,12 @@ def job_body(workspace: Workspace, job: TrainingJob, job_id: str) -> dict[str, A
         "environmentId": (
             f"{workspace.path}/environments/{job.environment}/versions/{job.environment_version}"
         ),
-        "environmentVariables": {"MODEL_REGISTRY": job.registry},
+        # The registry is the lake's `models` container, reached with the job's identity.
+        "environmentVariables": {
+            "MODEL_REGISTRY": job.registry,
+            f"{DATA_LAKE}__blobServiceUri": f"https://{job.exports_account}.blob.core.windows.net",
+            f"{DATA_LAKE}__credential": "managedidentity",
+        },
         "inputs": {
             "clients": {
                 "jobInputType": "uri_folder",
@@ -220,10 +237,13 @@ def job_body(workspace: Workspace, job: TrainingJob, job_id: str) -> dict[str, A
             },
             "outcomes": {
                 "jobInputType": "uri_folder",
-                "uri": job.export_folder(OUTCOMES_TABLE),
+                "uri": job.table_folder(OUTCOMES_TABLE),
                 "mode": "ReadOnlyMount",
             },
             "model_name": {"jobInputType": "literal", "value": job.model_name},
+            "promote": {"jobInputType": "literal", "value": ",".join(job.promote_to) or "none"},
+            "fired": {"jobInputType": "literal", "value": ",".join(job.fired) or "none"},
+            "evaluated": {"jobInputType": "literal", "value": job.evaluated.isoformat()},
         },
         "outputs": {"model": {"jobOutputType": "uri_folder", "mode": "ReadWriteMount"}},
         # Serverless compute: no computeId; the VM size and count are the job's own.

@@ -20,12 +20,14 @@ from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
 from model.drift_config import DriftConfig
 from model.monitoring.triggers import RetrainPolicy
+from model.registry import STAGES
 
 __all__ = [
     "CATALOG",
     "MIB",
     "ExportSettings",
     "MonitoringSettings",
+    "RetrainingSettings",
     "ScoringSettings",
     "Settings",
     "SettingsError",
@@ -66,6 +68,18 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class RetrainingSettings:
+    """What happens once a retraining rule fired (functions/retrain/request.py)."""
+
+    schedule: str
+    runner: str  # azureml | local | off
+    promote_to: tuple[str, ...]
+    workspace: str  # the Azure ML workspace's resource id ("" unless RETRAIN_RUNNER=azureml)
+    environment: str  # name:version
+    instance_type: str
+
+
+@dataclass(frozen=True)
 class Settings:
     data_lake: StorageConnection
     db_connection_string: str
@@ -75,6 +89,7 @@ class Settings:
     model_stage: str
     scoring: ScoringSettings
     monitoring: MonitoringSettings
+    retraining: RetrainingSettings
 
 
 def _read(env: Mapping[str, str], name: str) -> Any:
@@ -150,6 +165,26 @@ def _monitoring(env: Mapping[str, str]) -> MonitoringSettings:
     )
 
 
+def _retraining(env: Mapping[str, str]) -> RetrainingSettings:
+    promote_to = _read(env, "RETRAIN_PROMOTE")
+    unknown = sorted(set(promote_to) - set(STAGES))
+    if unknown:
+        raise SettingsError(f"setting RETRAIN_PROMOTE names {unknown}: stages are {', '.join(STAGES)}")
+    retraining = RetrainingSettings(
+        schedule=_read(env, "RETRAIN_SCHEDULE"),
+        runner=_read(env, "RETRAIN_RUNNER"),
+        promote_to=tuple(s for s in STAGES if s in promote_to),  # the stage order, whatever the order given
+        workspace=_read(env, "RETRAIN_WORKSPACE"),
+        environment=_read(env, "RETRAIN_ENVIRONMENT"),
+        instance_type=_read(env, "RETRAIN_INSTANCE_TYPE"),
+    )
+    if retraining.runner == "azureml" and not retraining.workspace:
+        raise SettingsError("setting RETRAIN_WORKSPACE is required when RETRAIN_RUNNER=azureml")
+    if ":" not in retraining.environment:
+        raise SettingsError(f"setting RETRAIN_ENVIRONMENT={retraining.environment!r} must be name:version")
+    return retraining
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate every setting the app reads; raise SettingsError naming the first bad one."""
     env = os.environ if env is None else env
@@ -164,6 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_stage=_read(env, "MODEL_STAGE"),
         scoring=_scoring(env),
         monitoring=monitoring,
+        retraining=_retraining(env),
     )
 
 

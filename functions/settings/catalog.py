@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functions.settings.kinds import AUTO, STACK_NAME, Cloud, Kind, Reader, Setting
 from functions.settings.monitoring import MONITORING
+from functions.settings.retraining import RETRAINING
 from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER, SCORING_SHARDS_QUEUE
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES, MAX_RECORD_BYTES
@@ -117,6 +118,7 @@ CATALOG: tuple[Setting, ...] = (
         local="dev",
     ),
     *MONITORING,
+    *RETRAINING,
     # -- batch scoring ----------------------------------------------------------------------------
     Setting(
         "SCORING_BLOB_SOURCE",

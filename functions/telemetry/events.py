@@ -102,6 +102,12 @@ RETRAIN_EVALUATED = Event(
     ("model_name", "model_version", "retrain", "fired"),
 )
 
+RETRAIN_REQUESTED = Event(
+    "retrain_requested",
+    "a fired verdict asked for a retrain: submitted to Azure ML, run locally, or not (functions/retrain)",
+    ("model_name", "runner", "status", "job_id", "fired"),
+)
+
 EVENTS: tuple[Event, ...] = (
     EXPORT_TABLE,
     BATCH_SCORED,
@@ -109,5 +115,6 @@ EVENTS: tuple[Event, ...] = (
     QUALITY_MEASURED,
     MONITOR_RUN,
     RETRAIN_EVALUATED,
+    RETRAIN_REQUESTED,
 )
 BY_NAME = {event.name: event for event in EVENTS}

@@ -1,8 +1,10 @@
 """The promotion rules: the stage order, and the gate that compares a challenger with the champion.
 
-Both models score the same labelled rows, exactly as in serving; the challenger must reach at
-least champion - tolerance on the chosen metric. scikit-learn's metrics are imported only when the
-gate runs, so importing the registry stays light.
+Both models score the same labelled rows, exactly as in serving. The challenger must reach at
+least champion - tolerance on the chosen metric, and pass the comparison of model/challenge.py:
+a paired DeLong test of the ROC AUC difference, the Brier score, and no segment (contact type, age
+band) worse beyond a tolerance. scikit-learn and the statistics are imported only when the gate
+runs, so importing the registry stays light.
 """
 
 from __future__ import annotations
@@ -16,9 +18,18 @@ from model.registry.layout import STAGES
 if TYPE_CHECKING:
     import pandas as pd
 
+    from model.challenge import GatePolicy
     from model.serving import LoadedModel
 
 GATE_METRICS = ("pr_auc", "roc_auc")
+
+
+def check_request(metric: str, override_reason: str | None) -> None:
+    """Refuse a promotion request that names an unknown metric or overrides without a reason."""
+    if metric not in GATE_METRICS:
+        raise RegistryError(f"gate metric {metric!r} is not one of {GATE_METRICS}")
+    if override_reason is not None and not override_reason.strip():
+        raise RegistryError("override_reason must say why the checks are skipped (it is recorded)")
 
 
 def check_order(name: str, version: str, stage: str, before: str, in_before: str | None) -> None:
@@ -45,8 +56,24 @@ def _labels(values: pd.Series) -> pd.Series:
     return pd.Series(mapped.astype(int).to_numpy(), index=values.index)
 
 
+def _segments(data: pd.DataFrame, rows: Any) -> dict[str, Any]:
+    """The segments the gate judges separately, for the rows both models scored."""
+    from model.challenge import age_band
+
+    segments: dict[str, Any] = {}
+    if "contact" in data.columns:
+        segments["contact"] = data["contact"].astype(str).to_numpy()[rows]
+    if "age" in data.columns:
+        segments["age_band"] = age_band(data["age"].to_numpy(dtype=float)[rows])
+    return segments
+
+
 def evaluate_gate(
-    challenger: LoadedModel, champion: LoadedModel, data: pd.DataFrame, metric: str = "pr_auc"
+    challenger: LoadedModel,
+    champion: LoadedModel,
+    data: pd.DataFrame,
+    metric: str = "pr_auc",
+    policy: GatePolicy | None = None,
 ) -> dict[str, Any]:
     """Score both models on the same labelled rows and compute `metric` on rows both of them scored.
 
@@ -76,9 +103,20 @@ def evaluate_gate(
             f"gate data has {len(common)} rows both models could score, but not both outcomes: "
             "the metric needs positives and negatives"
         )
+    from model.challenge import compare
+
     score = average_precision_score if metric == "pr_auc" else roc_auc_score
-    values = [float(score(y, p.loc[common].to_numpy())) for p in probabilities]
-    return {"metric": metric, "challenger": values[0], "champion": values[1], "rows": len(common)}
+    scores = [p.loc[common].to_numpy() for p in probabilities]
+    values = [float(score(y, s)) for s in scores]
+    rows = common.to_numpy(dtype=int)
+    comparison = compare(y, scores[0], scores[1], _segments(data.reset_index(drop=True), rows), policy)
+    return {
+        "metric": metric,
+        "challenger": values[0],
+        "champion": values[1],
+        "rows": len(common),
+        "comparison": comparison,
+    }
 
 
 def gate_promotion(
@@ -90,25 +128,40 @@ def gate_promotion(
     tolerance: float,
     metric: str,
     load: Callable[[str, str], LoadedModel],
+    stand_in: LoadedModel | None = None,
+    policy: GatePolicy | None = None,
 ) -> dict[str, Any]:
-    """The gate record of a passed gate (as stored in the stage file); PromotionRefused otherwise."""
+    """The gate record of a passed gate (as stored in the stage file); PromotionRefused otherwise.
+
+    `stand_in` scores for the challenger instead of the registered version: a retrain gates the
+    fit of its configuration on the rows before the gate window, then registers the refit on
+    every row (model/retrain.py), since the refit has seen the window.
+    """
     if gate_data is None:
         raise PromotionRefused(
             f"{stage} of {name!r} serves version {champion}: promoting version {version} over it needs "
             f"gate_data (labelled rows with a 'y' column) to compare {metric} on the same rows, or "
             "override_reason to skip the gate (recorded)."
         )
-    result = evaluate_gate(load(name, version), load(name, champion), gate_data, metric)
-    passed = result["challenger"] >= result["champion"] - tolerance
-    gate = {**result, "tolerance": tolerance, "passed": passed}
+    challenger = stand_in if stand_in is not None else load(name, version)
+    result = evaluate_gate(challenger, load(name, champion), gate_data, metric, policy)
+    metric_passed = result["challenger"] >= result["champion"] - tolerance
+    comparison = result["comparison"]
+    passed = metric_passed and comparison["passed"]
+    gate = {**result, "tolerance": tolerance, "passed": passed, "stand_in": stand_in is not None}
     if not passed:
+        reasons = list(comparison["reasons"])
+        if not metric_passed:
+            reasons.insert(
+                0,
+                f"{metric} {result['challenger']:.4f} vs champion version {champion} "
+                f"{result['champion']:.4f}; it must reach at least champion - tolerance = "
+                f"{result['champion'] - tolerance:.4f} (tolerance {tolerance})",
+            )
         raise PromotionRefused(
-            f"gate refused version {version} of {name!r} for {stage}: "
-            f"{metric} {result['challenger']:.4f} "
-            f"vs champion version {champion} {result['champion']:.4f} on the same {result['rows']} rows; "
-            f"it must reach at least champion - tolerance = {result['champion'] - tolerance:.4f} "
-            f"(tolerance {tolerance}). "
-            "Pass override_reason to promote anyway (it is recorded in the stage file).",
+            f"gate refused version {version} of {name!r} for {stage} on the same {result['rows']} rows: "
+            + "; ".join(reasons)
+            + ". Pass override_reason to promote anyway (it is recorded in the stage file).",
             gate,
         )
     return gate

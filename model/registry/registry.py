@@ -33,7 +33,7 @@ from model.registry.errors import (
     PromotionRefused,
     RegistryError,
 )
-from model.registry.gate import GATE_METRICS, check_order, gate_promotion
+from model.registry.gate import check_order, check_request, gate_promotion
 from model.registry.layout import (
     APPROVAL_STAGES,
     STAGES,
@@ -51,6 +51,7 @@ from model.registry.stores import Store, Token
 if TYPE_CHECKING:
     import pandas as pd
 
+    from model.challenge import GatePolicy
     from model.serving import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -195,10 +196,9 @@ class Registry:
     def read_artifact(self, name: str, ref: str, file: str) -> bytes:
         """The bytes of one file of a version (by number or stage), checked against its sha256.
 
-        `file` is a path inside the version folder, as metadata.json records it (`reference.json`,
-        `plots/roc.png`). NotFoundError: no such model, version or stage, or the version records no
-        such file (MissingArtifactError, also an IntegrityError: it records it but the store lacks
-        it). IntegrityError: the stored bytes do not match the recorded sha256.
+        `file` is a path inside the version folder as metadata.json records it (`plots/roc.png`).
+        NotFoundError: no such model, version, stage or recorded file; MissingArtifactError (an
+        IntegrityError): recorded but not stored; IntegrityError: the bytes do not match.
         """
         return self._artifact(name, self.show(name, ref), file)
 
@@ -306,20 +306,21 @@ class Registry:
         metric: str = "pr_auc",
         override_reason: str | None = None,
         actor: str | None = None,
+        stand_in: LoadedModel | None = None,
+        policy: GatePolicy | None = None,
+        evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Point `stage` at `version` if the order and the gate allow it; return the new stage record.
 
         Order: dev accepts any version, preprod only the current dev version, prod only the current
         preprod version. Gate: if the stage already serves another version (the champion), the
-        challenger must score at least champion - tolerance on `gate_data`. A stage of `approval_stages`
-        (prod) needs a recorded approval (`approve`). `override_reason` skips the checks, recorded.
+        challenger (or its `stand_in`) must pass model/registry/gate.py on `gate_data`. A stage of
+        `approval_stages` (prod) needs a recorded approval (`approve`). `override_reason` skips the
+        checks, recorded. `evidence` (what asked for the promotion) goes into the log either way.
         """
         check_stage(stage)
         version = self.resolve(name, version)
-        if metric not in GATE_METRICS:
-            raise RegistryError(f"gate metric {metric!r} is not one of {GATE_METRICS}")
-        if override_reason is not None and not override_reason.strip():
-            raise RegistryError("override_reason must say why the checks are skipped (it is recorded)")
+        check_request(metric, override_reason)
         # The token is read before any check, so a change made meanwhile makes the write fail.
         raw, token = self.store.read_with_token(stage_file(name, stage))
         current = None if raw is None else json.loads(raw)
@@ -339,17 +340,16 @@ class Registry:
                 if stage in self.approval_stages:
                     approval = required_approval(self.decisions, name, version, stage)
                 if champion is not None:
-                    gate = gate_promotion(
-                        name, version, champion, stage, gate_data, tolerance, metric, self.load
-                    )
+                    gate = gate_promotion(name, version, champion, stage, gate_data, tolerance,
+                                          metric, self.load, stand_in, policy)  # fmt: skip
             except PromotionRefused as refusal:  # the refusal is a decision too: logged with its figures
                 refused = refusal_record(stage, version, actor, str(refusal), refusal.gate, champion)
-                self.decisions.append(name, refused)
+                self.decisions.append(name, refused | ({"evidence": evidence} if evidence else {}))
                 raise
 
         record = promotion_record(
             stage, version, actor=actor, gate=gate, override_reason=override_reason, previous=champion
-        )
+        ) | ({"evidence": evidence} if evidence else {})
         if approval is not None:
             record["approval"] = {"by": approval["actor"], "at": approval["approved_at"]}
         record = self._write_stage(name, stage, record, current, token)
