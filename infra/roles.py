@@ -28,6 +28,10 @@ ROLE_IDS = {
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    # Every Microsoft.MachineLearningServices/workspaces/*/read|action|write|delete except creating
+    # or deleting compute, writing or deleting the workspace itself and listing keys ("Azure
+    # built-in roles for AI + machine learning", learn.microsoft.com/azure/role-based-access-control/
+    # built-in-roles/ai-machine-learning#azureml-data-scientist).
     "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     # Functions host storage with identity-based connections: Blob Data Owner, Queue Data
@@ -54,7 +58,22 @@ DATA_SCIENTISTS = "data-scientists"
 ML_ENGINEERS = "ml-engineers"
 FUNCTION = "function-app"
 DEPLOYER = "deployer"  # whoever runs `pulumi up`: a person in dev, the pipeline's identity later
-PRINCIPAL_TYPES = {DATA_SCIENTISTS: "Group", ML_ENGINEERS: "Group", FUNCTION: "ServicePrincipal"}
+# The identity a retrain (an Azure ML command job on serverless compute, functions/retrain/azureml.py)
+# runs as. Not the workspace's system-assigned identity: "Serverless compute doesn't support
+# system-assigned identity"; with `identity: managed` a serverless job uses a user-assigned
+# managed identity attached to the workspace ("Model training on serverless compute", identity
+# support, learn.microsoft.com/azure/machine-learning/how-to-use-serverless-compute; "Set up
+# authentication between Azure Machine Learning and other services", workspace identity types:
+# SAI+UAI to "access data in training jobs",
+# learn.microsoft.com/azure/machine-learning/how-to-identity-based-service-authentication).
+# Managed identities are assigned roles as principalType ServicePrincipal.
+RETRAIN_JOB = "retrain-job"
+PRINCIPAL_TYPES = {
+    DATA_SCIENTISTS: "Group",
+    ML_ENGINEERS: "Group",
+    FUNCTION: "ServicePrincipal",
+    RETRAIN_JOB: "ServicePrincipal",
+}
 
 
 _ASSIGNMENT_NAMESPACE = uuid.UUID("5f0c6d1e-9b7a-4c3e-8f2d-1a6b4e9c7d30")
@@ -76,7 +95,7 @@ def assignment_name(scope_id: str, principal_id: str, role_id: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    principal: str  # DATA_SCIENTISTS | ML_ENGINEERS | FUNCTION | DEPLOYER
+    principal: str  # DATA_SCIENTISTS | ML_ENGINEERS | FUNCTION | DEPLOYER | RETRAIN_JOB
     role: str  # a key of ROLE_IDS
     scope: str  # resource-group | datalake | container:<name> | queue:<name> | workspace | ...
 
@@ -86,6 +105,15 @@ def function_grants(publishes_for_scoring: bool) -> list[Grant]:
 
     `scoring-input` is read-only unless the export chain publishes into it
     (`exportPublishTables`), which needs write there (docs/decisions.md, decision 20).
+
+    The monitor submits a retrain as an Azure ML job (`PUT .../workspaces/{ws}/jobs/{id}`,
+    functions/retrain/azureml.py) in every stack (`RETRAIN_RUNNER=azureml` in the cloud): AzureML
+    Data Scientist on the stack's workspace is the built-in role that writes jobs (and reads the
+    environment the job names) without creating compute or changing the workspace ("Manage access
+    to Azure Machine Learning workspaces", learn.microsoft.com/azure/machine-learning/how-to-assign-roles;
+    its actions: built-in-roles/ai-machine-learning#azureml-data-scientist). Serverless compute
+    needs no compute write. The function's data-plane roles stay as they were: the job, not the
+    function, writes `models`.
     """
     grants = [
         Grant(FUNCTION, "Storage Blob Data Reader", f"container:{MODELS_CONTAINER}"),
@@ -108,8 +136,33 @@ def function_grants(publishes_for_scoring: bool) -> list[Grant]:
         Grant(FUNCTION, "Storage Queue Data Contributor", "host-storage"),
         Grant(FUNCTION, "Storage Table Data Contributor", "host-storage"),
         Grant(FUNCTION, "Key Vault Secrets User", "secret:db-connection-string"),
+        Grant(FUNCTION, "AzureML Data Scientist", "workspace"),
     ]
     return grants
+
+
+def retrain_job_grants() -> list[Grant]:
+    """The retrain job's identity: read the exports it mounts, write the model registry; nothing else.
+
+    - `exports`: the job mounts day folders of `clients` and `campaign_outcomes` as `uri_folder`
+      inputs (ReadOnlyMount); identity-based data access needs "at least Storage Blob Data Reader"
+      (how-to-identity-based-service-authentication, "Accessing storage services").
+    - `models`: the job writes the new version and the promotion log with DefaultAzureCredential;
+      writing blobs is Storage Blob Data Contributor, the role Microsoft lists for a job's
+      user-assigned identity that writes models ("Disable shared key access for your workspace's
+      storage account", scenarios for role assignments: Model Registry,
+      learn.microsoft.com/azure/machine-learning/how-to-disable-local-auth-storage; role
+      definitions: learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage).
+    - `monitoring` and the rest of the lake: nothing (the job reads no monitoring output).
+
+    Not in `role_matrix` yet: RETRAIN_JOB must be a user-assigned identity attached to the
+    workspace, and the stack does not declare one (the workspace has only its system-assigned
+    identity). These grants join the matrix together with that identity.
+    """
+    return [
+        Grant(RETRAIN_JOB, "Storage Blob Data Reader", f"container:{EXPORTS_CONTAINER}"),
+        Grant(RETRAIN_JOB, "Storage Blob Data Contributor", f"container:{MODELS_CONTAINER}"),
+    ]
 
 
 def people_grants(environment: str) -> list[Grant]:
