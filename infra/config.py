@@ -82,6 +82,9 @@ def app_settings_for(environment: str, raw: Mapping[str, str]) -> AppSettings:
     placeholders = {
         f"{DATA_LAKE}__blobServiceUri": "https://stack.blob.core.windows.net",
         "DB_CONNECTION_STRING": "-",
+        # a Cloud.RESOURCE setting: the stack's own workspace id, written by the FunctionApp component
+        "RETRAIN_WORKSPACE": "/subscriptions/-/resourceGroups/-/providers/"
+        "Microsoft.MachineLearningServices/workspaces/-",
     }
     try:
         load_settings({**placeholders, **values})

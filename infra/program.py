@@ -146,6 +146,7 @@ def build(
             vault_name=ml.vault.name,
             vault_uri=ml.vault.properties.vault_uri,
             db_connection_string=cfg.db_connection_string or "",
+            ml_workspace_id=ml.workspace.id,
             settings=cfg.app,
             max_instances=cfg.sizing.max_instances,
             instance_memory_mb=cfg.sizing.instance_memory_mb,

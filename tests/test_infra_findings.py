@@ -130,6 +130,8 @@ def test_deployment_storage_names_the_container_resource_output() -> None:
                 vault_name="kv-unit",
                 vault_uri="https://kv-unit.vault.azure.net/",
                 db_connection_string="Driver=x",
+                ml_workspace_id="/subscriptions/s/resourceGroups/rg-unit/providers/"
+                "Microsoft.MachineLearningServices/workspaces/mlw-unit",
                 settings=default_app_settings(),
                 max_instances=40,
                 instance_memory_mb=2048,

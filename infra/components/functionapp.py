@@ -34,6 +34,7 @@ class FunctionAppArgs:
     vault_name: pulumi.Input[str]
     vault_uri: pulumi.Input[str]
     db_connection_string: pulumi.Input[str]
+    ml_workspace_id: pulumi.Input[str]  # where the monitor submits retraining jobs (RETRAIN_WORKSPACE)
     settings: AppSettings
     max_instances: int
     instance_memory_mb: int
@@ -69,6 +70,7 @@ def app_settings(
         "DB_CONNECTION_STRING": pulumi.Output.concat(
             "@Microsoft.KeyVault(SecretUri=", args.vault_uri, "secrets/", DB_SECRET_NAME, "/)"
         ),
+        "RETRAIN_WORKSPACE": args.ml_workspace_id,
         **args.settings.values,  # the stack's values of the settings catalog (infra/config.py)
     }
 
