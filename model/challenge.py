@@ -11,9 +11,10 @@ Decision rule (`compare`; d = challenger AUC - champion AUC, [low, high] its DeL
 - roc_auc: d >= -auc_tolerance and not high < 0 (a point estimate within tolerance, and the
   champion not significantly better);
 - brier: Brier(challenger) <= Brier(champion) + brier_tolerance;
-- segments: no judged segment value has d_segment < -segment_tolerance, where a value is judged
-  only with min_segment_rows rows and min_segment_positives positives and as many negatives
-  (smaller ones give AUCs too noisy to block a release on).
+- segments: no judged segment value has d_segment < -segment_tolerance with the champion
+  significantly better there too (the segment's own paired DeLong interval under 0: a segment of a
+  few hundred rows moves by more than the tolerance by chance alone), where a value is judged
+  only with min_segment_rows rows and min_segment_positives positives and as many negatives.
 `significantly_better` (low > 0) is reported, never required: a retrain that holds its ground on
 fresh data is worth shipping. Comparisons allow 1e-12 of float rounding, so a difference of exactly
 the tolerance passes. Pure: no I/O; the result is plain JSON types.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss
 
 _ROUNDING = 1e-12  # AUCs and Brier scores are sums of rationals: allow float noise at a tolerance
 _SEGMENT = "{segment}={value} ({challenger:.3f} vs champion {champion:.3f}, {rows} rows)"
@@ -169,12 +170,15 @@ def _segment_rows(
             count, positives = int(rows.sum()), int(y[rows].sum())
             judged = count >= policy.min_segment_rows and min(positives, count - positives) >= least
             entry = dict(segment=name, value=value, rows=count, positives=positives, judged=judged)
-            entry |= dict(challenger=None, champion=None, difference=None, worse=False)
+            entry |= dict(challenger=None, champion=None, difference=None, high=None, worse=False)
             if judged:
-                ours = float(roc_auc_score(y[rows], challenger[rows]))
-                theirs = float(roc_auc_score(y[rows], champion[rows]))
-                worse = ours - theirs < -policy.segment_tolerance - _ROUNDING
-                entry |= dict(challenger=ours, champion=theirs, difference=ours - theirs, worse=worse)
+                test = delong(y[rows], challenger[rows], champion[rows], confidence=policy.confidence)
+                ours, theirs, high = test["auc_a"], test["auc_b"], test["high"]
+                # beyond the tolerance AND beyond the segment's own noise (its paired interval)
+                worse = ours - theirs < -policy.segment_tolerance - _ROUNDING and high < 0
+                entry |= dict(
+                    challenger=ours, champion=theirs, difference=ours - theirs, high=high, worse=worse
+                )
             entries.append(entry)
     return entries
 

@@ -55,8 +55,13 @@ class Window:
                 "clean": self.clean, "why": self.why}  # fmt: skip
 
 
-def gate_window(rows: int, champion_rows: int | None, fraction: float, min_rows: int) -> Window:
-    """Where the gate's rows start: after the champion's training rows, at most `fraction` of all."""
+def gate_window(
+    rows: int, champion_rows: int | None, fraction: float, min_rows: int, champion: bool = True
+) -> Window:
+    """Where the gate's rows start: after the champion's training rows, at most `fraction` of all.
+
+    `champion_rows` None: no champion (`champion` False), or one whose training rows are not
+    recorded (then the window may overlap its training data, and says so)."""
     if not 0 < fraction < 1:
         raise ValueError(f"gate_fraction must be in (0, 1), not {fraction}")
     newest = max(min_rows, round(rows * fraction))
@@ -68,8 +73,11 @@ def gate_window(rows: int, champion_rows: int | None, fraction: float, min_rows:
         if start > champion_rows:
             why += f", the newest {rows - start:,} of them ({fraction:.0%} of the rows)"
         return Window(start, rows, True, why)
-    if champion_rows is None:
+    if not champion:
         return Window(rows - newest, rows, True, f"no champion: the newest {fraction:.0%} of the rows")
+    if champion_rows is None:
+        return Window(rows - newest, rows, False, f"the champion's training rows are not recorded: "
+                      f"the newest {newest:,} rows, which it may have trained on")  # fmt: skip
     return Window(
         rows - newest,
         rows,
@@ -122,7 +130,9 @@ def retrain(config: RetrainConfig, registry: Registry) -> dict[str, Any]:
     rows = len(dataset.frame)
     first_stage = config.promote_to[0] if config.promote_to else STAGES[0]
     champion, champion_rows = _champion(registry, name, first_stage)
-    window = gate_window(rows, champion_rows, config.gate_fraction, config.min_gate_rows)
+    window = gate_window(
+        rows, champion_rows, config.gate_fraction, config.min_gate_rows, champion is not None
+    )
     log.info("retrain %s: %d labelled rows; gate window %s", name, rows, window.why)
 
     log.info("retrain 1/3: selection on rows 1-%d (the gate's stand-in for the challenger)", window.start)
