@@ -120,6 +120,10 @@ ARM_TYPES: dict[str, ArmType] = {
         "{workspaceName}",
         ("location", "tags", "sku", "kind", "identity"),
     ),
+    # The identity retraining jobs run as (infra/components/workspace.py): name, location, tags only.
+    "azure-native:managedidentity:UserAssignedIdentity": ArmType(
+        "Microsoft.ManagedIdentity/userAssignedIdentities", "{resourceName}"
+    ),
     "azure-native:web:AppServicePlan": ArmType(
         "Microsoft.Web/serverfarms", "{name}", ("location", "tags", "sku", "kind", "extendedLocation")
     ),
@@ -237,6 +241,20 @@ def _from_arm(value: Any, path: str, spec: ArmType) -> Any:
     return out
 
 
+def _identities_to_arm(identity: Any) -> Any:
+    """The SDK takes user-assigned identities as a list of ids; ARM's `userAssignedIdentities` is
+    a map by id (common-types managedidentity.json, UserAssignedIdentities), values `{}` on PUT."""
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+        return {**identity, "userAssignedIdentities": {i: {} for i in identity["userAssignedIdentities"]}}
+    return identity
+
+
+def _identities_from_arm(identity: Any) -> Any:
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), dict):
+        return {**identity, "userAssignedIdentities": list(identity["userAssignedIdentities"])}
+    return identity
+
+
 def to_arm(resource: Resource) -> dict[str, Any]:
     """One recorded resource as an ARM template resource."""
     spec = ARM_TYPES.get(resource.type)
@@ -259,6 +277,8 @@ def to_arm(resource: Resource) -> dict[str, Any]:
     for key in spec.top:
         if key in inputs:
             arm[key] = _to_arm(inputs.pop(key), key if key == "properties" else f"<{key}>", spec)
+    if "identity" in arm:
+        arm["identity"] = _identities_to_arm(arm["identity"])
     if inputs:
         if "properties" in arm:
             raise ValueError(f"{resource.type} {resource.name}: inputs beside `properties`: {sorted(inputs)}")
@@ -284,6 +304,8 @@ def inputs_from_arm(arm: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     for key in spec.top:
         if key in arm:
             inputs[key] = _from_arm(arm[key], key if key == "properties" else f"<{key}>", spec)
+    if "identity" in inputs:
+        inputs["identity"] = _identities_from_arm(inputs["identity"])
     if "properties" in arm and "properties" not in spec.top:
         inputs |= _from_arm(arm["properties"], "", spec)
     return pulumi["type"], pulumi["name"], inputs

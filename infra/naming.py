@@ -24,6 +24,12 @@ RULES: dict[str, tuple[re.Pattern[str], int, int]] = {
     "log_analytics": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]$"), 4, 63),
     "generic": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]$"), 1, 64),
     "action_group_short": (re.compile(r"^[A-Za-z0-9-]+$"), 1, 12),
+    # Microsoft.ManagedIdentity/userAssignedIdentities: 3-128, alphanumerics, hyphens and
+    # underscores, starting with a letter or digit (the template reference's `name`,
+    # learn.microsoft.com/azure/templates/microsoft.managedidentity/userassignedidentities). No
+    # underscores here: Microsoft's own guide supports only alphanumerics and hyphens when it
+    # creates one ("Manage user-assigned managed identities using Azure Resource Manager").
+    "user_assigned_identity": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$"), 3, 128),
 }
 
 
@@ -110,6 +116,13 @@ class Names:
     @property
     def action_group_short(self) -> str:
         return check("action_group_short", f"{self.prefix[:7].rstrip('-')}-{self._env}")
+
+    @property
+    def retrain_identity(self) -> str:
+        """The user-assigned identity retraining jobs run as: `id-{prefix}-retrain-{env}`."""
+        fixed = len("id--retrain-") + len(self._env)
+        prefix = self.prefix[: 128 - fixed].rstrip("-")
+        return check("user_assigned_identity", f"id-{prefix}-retrain-{self._env}")
 
     def alert(self, what: str) -> str:
         return self._hyphenated("generic", f"alert-{what}", 64)

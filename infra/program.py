@@ -1,6 +1,6 @@
 """The Pulumi program: one stack (dev, preprod or prod) built from the components, in dependency order.
 
-resource group -> [network] -> data lake, ML workspace (vault, telemetry) -> function app
+resource group -> [network] -> data lake, ML workspace (vault, telemetry, retrain identity) -> function app
 -> role assignments -> code release (needs the app's storage roles) -> blob events (need the
 deployed code's blob extension key) -> alerts
 """
@@ -34,6 +34,7 @@ from infra.roles import (
     FUNCTION,
     ML_ENGINEERS,
     PRINCIPAL_TYPES,
+    RETRAIN_JOB,
     role_matrix,
 )
 from lake.contract import PACKAGE_CONTAINER
@@ -107,6 +108,7 @@ def build(
             storage_account_name=names.storage_account("ml"),
             log_analytics_name=names.log_analytics,
             app_insights_name=names.app_insights,
+            retrain_identity_name=names.retrain_identity,
             resource_group_name=rg,
             location=cfg.location,
             tenant_id=client.tenant_id,
@@ -147,6 +149,8 @@ def build(
             vault_uri=ml.vault.properties.vault_uri,
             db_connection_string=cfg.db_connection_string or "",
             ml_workspace_id=ml.workspace.id,
+            retrain_identity_id=ml.retrain_identity.resource_id,
+            retrain_identity_client_id=ml.retrain_identity.client_id,
             settings=cfg.app,
             max_instances=cfg.sizing.max_instances,
             instance_memory_mb=cfg.sizing.instance_memory_mb,
@@ -175,6 +179,7 @@ def build(
                 ML_ENGINEERS: cfg.ml_engineers_group,
                 FUNCTION: app.principal_id,
                 DEPLOYER: client.object_id,
+                RETRAIN_JOB: ml.retrain_identity.principal_id,  # the job's user-assigned identity
             },
             principal_types=PRINCIPAL_TYPES | {DEPLOYER: cfg.deployer_principal_type},
             scopes=scopes,
@@ -243,6 +248,7 @@ def build(
         "functionAppName": app.site.name,
         "functionAppHostName": app.site.default_host_name,
         "functionPrincipalId": app.principal_id,
+        "retrainJobPrincipalId": ml.retrain_identity.principal_id,
         "keyVaultUri": ml.vault.properties.vault_uri,
         "mlWorkspace": ml.workspace.name,
         "codePackage": release.package_uri,

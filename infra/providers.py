@@ -20,6 +20,7 @@ MODULE_NAMESPACES = {
     "keyvault": "Microsoft.KeyVault",
     "web": "Microsoft.Web",
     "machinelearningservices": "Microsoft.MachineLearningServices",
+    "managedidentity": "Microsoft.ManagedIdentity",
     "operationalinsights": "Microsoft.OperationalInsights",
     "applicationinsights": "Microsoft.Insights",
     "monitor": "Microsoft.Insights",

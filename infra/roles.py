@@ -155,9 +155,8 @@ def retrain_job_grants() -> list[Grant]:
       definitions: learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage).
     - `monitoring` and the rest of the lake: nothing (the job reads no monitoring output).
 
-    Not in `role_matrix` yet: RETRAIN_JOB must be a user-assigned identity attached to the
-    workspace, and the stack does not declare one (the workspace has only its system-assigned
-    identity). These grants join the matrix together with that identity.
+    RETRAIN_JOB is the user-assigned identity the MlWorkspace component declares and attaches to
+    the workspace (infra/components/workspace.py); the job names it (functions/retrain/azureml.py).
     """
     return [
         Grant(RETRAIN_JOB, "Storage Blob Data Reader", f"container:{EXPORTS_CONTAINER}"),
@@ -199,4 +198,9 @@ def deployer_grants() -> list[Grant]:
 
 
 def role_matrix(environment: str, publishes_for_scoring: bool) -> list[Grant]:
-    return sorted(people_grants(environment) + function_grants(publishes_for_scoring) + deployer_grants())
+    return sorted(
+        people_grants(environment)
+        + function_grants(publishes_for_scoring)
+        + retrain_job_grants()
+        + deployer_grants()
+    )

@@ -41,6 +41,7 @@ NAME_INPUTS = {
     "azure-native:operationalinsights:Workspace": "workspaceName",
     "azure-native:applicationinsights:Component": "resourceName",
     "azure-native:machinelearningservices:Workspace": "workspaceName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "azure-native:web:AppServicePlan": "name",
     "azure-native:web:WebApp": "name",
     "azure-native:network:VirtualNetwork": "virtualNetworkName",
@@ -68,6 +69,9 @@ PROVIDER_PATHS = {
     "azure-native:applicationinsights:Component": "Microsoft.Insights/components/{resourceName}",
     "azure-native:machinelearningservices:Workspace": (
         "Microsoft.MachineLearningServices/workspaces/{workspaceName}"
+    ),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "Microsoft.ManagedIdentity/userAssignedIdentities/{resourceName}"
     ),
     "azure-native:web:AppServicePlan": "Microsoft.Web/serverfarms/{name}",
     "azure-native:web:WebApp": "Microsoft.Web/sites/{name}",
@@ -157,6 +161,25 @@ def _computed(type_: str, azure_name: str, inputs: dict[str, Any]) -> dict[str, 
         return {
             "identity": {"type": "SystemAssigned", "principalId": principal, "tenantId": TENANT},
             "defaultHostName": f"{azure_name}.azurewebsites.net",
+        }
+    if type_ == "azure-native:machinelearningservices:Workspace":
+        # The SDK takes user-assigned identities as a list of ids; Azure reports a map by id.
+        identity = dict(inputs.get("identity") or {})
+        attached = identity.get("userAssignedIdentities") or []
+        principal = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{azure_name}.identity"))
+        return {
+            "identity": {
+                **identity,
+                "principalId": principal,
+                "tenantId": TENANT,
+                "userAssignedIdentities": {i: {} for i in attached},
+            }
+        }
+    if type_ == "azure-native:managedidentity:UserAssignedIdentity":
+        return {
+            "principalId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{azure_name}.principal")),
+            "clientId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{azure_name}.client")),
+            "tenantId": TENANT,
         }
     if type_ == "azure-native:keyvault:Vault":
         properties = dict(inputs.get("properties") or {})

@@ -111,6 +111,20 @@ def test_properties_carry_their_arm_names() -> None:
     assert site["kind"] == "functionapp,linux" and site["identity"] == {"type": "SystemAssigned"}
     assert site["properties"]["httpsOnly"] is True and "name" not in site["properties"]
     assert by_name["ml-vault"]["properties"]["enableRbacAuthorization"] is True
+    # The SDK's list of user-assigned identity ids is ARM's map by id (workspaces template
+    # reference: identity.userAssignedIdentities, {customized property}: {}).
+    workspace = by_name["ml-workspace"]
+    (attached,) = workspace["identity"]["userAssignedIdentities"]
+    assert workspace["identity"] == {
+        "type": "SystemAssigned,UserAssigned",
+        "userAssignedIdentities": {attached: {}},
+    }
+    assert attached.endswith(
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-retrain-prd"
+    )
+    identity = by_name["ml-retrain-identity"]
+    assert identity["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    assert identity["name"] == "id-mlops-retrain-prd" and "properties" not in identity
     assert by_name["datalake-models"]["name"].endswith("/default/models")
 
 

@@ -132,6 +132,9 @@ def test_deployment_storage_names_the_container_resource_output() -> None:
                 db_connection_string="Driver=x",
                 ml_workspace_id="/subscriptions/s/resourceGroups/rg-unit/providers/"
                 "Microsoft.MachineLearningServices/workspaces/mlw-unit",
+                retrain_identity_id="/subscriptions/s/resourceGroups/rg-unit/providers/"
+                "Microsoft.ManagedIdentity/userAssignedIdentities/id-unit-retrain-dev",
+                retrain_identity_client_id="00000000-0000-4000-8000-00000000dddd",
                 settings=default_app_settings(),
                 max_instances=40,
                 instance_memory_mb=2048,

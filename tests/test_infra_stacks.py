@@ -4,6 +4,7 @@ matrix is exactly the architecture guide's, the app's settings satisfy the setti
 from __future__ import annotations
 
 import re
+import uuid
 
 import pulumi
 import pytest
@@ -75,6 +76,12 @@ DEPLOYER_GRANTS = {
     ("deployer", "Storage Blob Data Contributor", "fn/containers/app-package"),
     ("deployer", "Storage Blob Delegator", "fn"),
 }
+# The retrain job's user-assigned identity: read the exports it mounts, write the registry
+# (infra/roles.py retrain_job_grants), in every stack.
+RETRAIN_JOB_GRANTS = {
+    ("retrain-job", "Storage Blob Data Reader", "dl/containers/exports"),
+    ("retrain-job", "Storage Blob Data Contributor", "dl/containers/models"),
+}
 PEOPLE_GRANTS = {
     "dev": {
         ("data-scientists", "AzureML Data Scientist", "workspace"),
@@ -119,6 +126,7 @@ def role_matrix(name: str) -> set[tuple[str, str, str]]:
         MLE: "ml-engineers",
         DEPLOYER_ID: "deployer",
         synthesis.outputs["functionPrincipalId"]: "function",
+        synthesis.outputs["retrainJobPrincipalId"]: "retrain-job",
     }
     rows = set()
     for assignment in by_type(synthesis, "authorization:RoleAssignment"):
@@ -131,8 +139,10 @@ def role_matrix(name: str) -> set[tuple[str, str, str]]:
 @pytest.mark.parametrize("name", STACKS)
 def test_role_matrix_is_exactly_the_architecture_guide(name: str) -> None:
     function = {("function", role, scope) for role, scope in FUNCTION_GRANTS}
-    expected = PEOPLE_GRANTS[name] | function | DEPLOYER_GRANTS
+    expected = PEOPLE_GRANTS[name] | function | DEPLOYER_GRANTS | RETRAIN_JOB_GRANTS
     assert role_matrix(name) == expected
+    # One assignment per row: the matrix has no duplicates hiding behind the set.
+    assert len(by_type(stack(name), "authorization:RoleAssignment")) == len(expected)
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -190,11 +200,9 @@ def test_retrain_job_identity_reads_exports_and_writes_models_only() -> None:
     }
     assert len(grants) == 2  # no duplicates, nothing on monitoring, the account or the workspace
     assert PRINCIPAL_TYPES[RETRAIN_JOB] == "ServicePrincipal"  # a managed identity
-    # Pending the user-assigned identity the stack does not declare yet (infra/roles.py,
-    # retrain_job_grants): no stack grants a principal it cannot name.
+    # Every stack grants them to the identity it declares, and nothing else to that identity.
     for name in STACKS:
-        principals = {row[0] for row in role_matrix(name)}
-        assert principals <= {"data-scientists", "ml-engineers", "deployer", "function"}
+        assert {row for row in role_matrix(name) if row[0] == "retrain-job"} == RETRAIN_JOB_GRANTS
 
 
 def test_role_ids_are_the_built_in_ids() -> None:
@@ -292,6 +300,7 @@ def test_every_expected_resource_exists(name: str) -> None:
         "operationalinsights:Workspace": 1,
         "applicationinsights:Component": 1,
         "machinelearningservices:Workspace": 1,
+        "managedidentity:UserAssignedIdentity": 1,  # the retrain job's (workspace.py)
         "web:AppServicePlan": 1,
         "web:WebApp": 1,
         "resources:Deployment": 1,
@@ -431,6 +440,65 @@ def test_key_vault_and_workspace_security(name: str) -> None:
     assert insights["workspaceResourceId"].endswith(
         by_type(synthesis, "operationalinsights:Workspace")[0].azure_name
     )
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_the_retrain_identity_is_attached_granted_and_named_to_the_app(name: str) -> None:
+    """Serverless jobs run as a user-assigned identity attached to the workspace
+    (how-to-use-serverless-compute): the workspace keeps its own identity and adds the job's (no
+    primary), the job's two grants name that identity's object id, and the monitor learns the
+    identity from its app settings."""
+    synthesis = stack(name)
+    (identity,) = by_type(synthesis, "managedidentity:UserAssignedIdentity")
+    group = synthesis.outputs["resourceGroup"]
+    identity_id = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/"
+        f"Microsoft.ManagedIdentity/userAssignedIdentities/{identity.azure_name}"
+    )
+    short = {"dev": "dev", "preprod": "pre", "prod": "prd"}[name]
+    assert identity.azure_name == f"id-mlops-retrain-{short}"
+    assert identity.inputs["resourceGroupName"] == group
+    (workspace,) = by_type(synthesis, "machinelearningservices:Workspace")
+    assert workspace.inputs["identity"]["type"] == "SystemAssigned,UserAssigned"
+    assert workspace.inputs["identity"]["userAssignedIdentities"] == [identity_id]
+    assert "primaryUserAssignedIdentity" not in workspace.inputs
+
+    principal = synthesis.outputs["retrainJobPrincipalId"]  # the identity's principalId output
+    assert principal == str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{identity.azure_name}.principal"))
+    assert principal != synthesis.outputs["functionPrincipalId"]
+    mine = [
+        a.inputs
+        for a in by_type(synthesis, "authorization:RoleAssignment")
+        if a.inputs["principalId"] == principal
+    ]
+    lake = next(
+        a.azure_name
+        for a in by_type(synthesis, "storage:StorageAccount")
+        if a.inputs["tags"]["purpose"] == "data-lake"
+    )
+    containers = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/"
+        f"Microsoft.Storage/storageAccounts/{lake}/blobServices/default/containers"
+    )
+    assert sorted((ROLE[a["roleDefinitionId"].rsplit("/", 1)[-1]], a["scope"]) for a in mine) == [
+        ("Storage Blob Data Contributor", f"{containers}/{MODELS_CONTAINER}"),
+        ("Storage Blob Data Reader", f"{containers}/{EXPORTS_CONTAINER}"),
+    ]
+    assert {a["principalType"] for a in mine} == {"ServicePrincipal"}
+
+    settings = {
+        s["name"]: s["value"] for s in by_type(synthesis, "web:WebApp")[0].inputs["siteConfig"]["appSettings"]
+    }
+    assert settings["RETRAIN_JOB_IDENTITY"] == identity_id
+    assert settings["RETRAIN_JOB_CLIENT_ID"] == str(
+        uuid.uuid5(uuid.NAMESPACE_DNS, f"{identity.azure_name}.client")
+    )
+    assert settings["RETRAIN_WORKSPACE"] == (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{workspace.azure_name}"
+    )
+    loaded = load_settings(settings).retraining
+    assert (loaded.job_identity, loaded.job_client_id) == (identity_id, settings["RETRAIN_JOB_CLIENT_ID"])
 
 
 @pytest.mark.parametrize("name", STACKS)

@@ -36,6 +36,7 @@ def _all_names(names: Names) -> dict[str, tuple[str, str]]:
         "plan": ("generic", names.plan),
         "action_group_short": ("action_group_short", names.action_group_short),
         "alert": ("generic", names.alert("function-failures")),
+        "retrain_identity": ("user_assigned_identity", names.retrain_identity),
     }
 
 
@@ -75,6 +76,28 @@ def test_name_check_rejects_invalid_names() -> None:
         check("key_vault", "kv--double-hyphen")
     with pytest.raises(InvalidNameError):
         check("key_vault", "k" * 25)
+
+
+def test_the_user_assigned_identity_name_rule() -> None:
+    """Microsoft.ManagedIdentity/userAssignedIdentities `name`: "Character limit: 3-128. Valid
+    characters: alphanumerics, hyphens and underscores. Start with letter or number." (template
+    reference, learn.microsoft.com/azure/templates/microsoft.managedidentity/userassignedidentities;
+    the same 3-128 / letters, digits, '_', '-' / starts with a letter or digit in PSRule's
+    Azure.Identity.UserAssignedName, azure.github.io/PSRule.Rules.Azure/en/rules/
+    Azure.Identity.UserAssignedName). The program's rule is stricter by the underscore: Microsoft's
+    guide supports only alphanumerics and hyphens when it creates one ("Manage user-assigned
+    managed identities using Azure Resource Manager", learn.microsoft.com/entra/identity/
+    managed-identities-azure-resources/manage-user-assigned-managed-identities-azure-resource-manager)."""
+    _, low, high = RULES["user_assigned_identity"]
+    assert (low, high) == (3, 128)
+    assert Names("mlops", "dev").retrain_identity == "id-mlops-retrain-dev"
+    assert Names("mlops", "prod").retrain_identity == "id-mlops-retrain-prd"
+    assert len(Names("a" * 200, "preprod").retrain_identity) == 128
+    for good in ("abc", "1-a", "A" * 128):
+        assert check("user_assigned_identity", good) == good
+    for bad in ("ab", "-abc", "a" * 129, "a.b", "a b", "a_b"):
+        with pytest.raises(InvalidNameError):
+            check("user_assigned_identity", bad)
 
 
 def test_long_prefix_stack_builds_with_valid_names() -> None:

@@ -135,6 +135,48 @@ def test_a_code_asset_is_sent_as_code_id() -> None:
     assert job_request(WS, job, "j1").body["properties"]["codeId"] == f"{WS.path}/codes/abc/versions/1"
 
 
+CLIENT = "55555555-6666-4777-8888-999999999999"
+IDENTITY = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-mlops-dev/providers/Microsoft.ManagedIdentity"
+    "/userAssignedIdentities/id-mlops-retrain-dev"
+)
+
+
+def test_a_user_assigned_identity_is_named_by_client_and_resource_id() -> None:
+    """Serverless compute runs a job as a user-assigned identity attached to the workspace
+    ("Model training on serverless compute", learn.microsoft.com/azure/machine-learning/
+    how-to-use-serverless-compute). The 2024-10-01 spec's ManagedIdentity (azure-rest-api-specs,
+    specification/machinelearningservices/.../stable/2024-10-01/mfe.json, definitions/
+    ManagedIdentity: discriminator value "Managed") has `clientId` (uuid), `objectId` (uuid) and
+    `resourceId`, each "Specifies a user-assigned identity by ...". The job's credential
+    (DefaultAzureCredential) picks the identity by AZURE_CLIENT_ID."""
+    job = TrainingJob(**{**JOB.__dict__, "identity_client_id": CLIENT, "identity_resource_id": IDENTITY})
+    p = job_request(WS, job, "j1").body["properties"]
+    assert p["identity"] == {"identityType": "Managed", "clientId": CLIENT, "resourceId": IDENTITY}
+    assert p["environmentVariables"] == {
+        "MODEL_REGISTRY": "blob",
+        "DataLake__blobServiceUri": "https://stlakedev01.blob.core.windows.net",
+        "DataLake__credential": "managedidentity",
+        "AZURE_CLIENT_ID": CLIENT,
+    }
+    # Everything else is the body without an identity.
+    plain = job_request(WS, JOB, "j1").body["properties"]
+    assert {k: v for k, v in p.items() if k not in ("identity", "environmentVariables")} == {
+        k: v for k, v in plain.items() if k not in ("identity", "environmentVariables")
+    }
+    assert plain["identity"] == {"identityType": "Managed"}
+    assert "AZURE_CLIENT_ID" not in plain["environmentVariables"]
+    json.dumps(p)
+
+
+def test_bad_identities_are_refused() -> None:
+    with pytest.raises(InvalidNameError, match="client id"):
+        TrainingJob(**{**JOB.__dict__, "identity_client_id": "not-a-guid"})
+    for bad in (f"{WS.path}", IDENTITY + "/x", IDENTITY.replace("id-mlops", "-id"), "id-mlops-retrain-dev"):
+        with pytest.raises(InvalidNameError, match="identity resource id"):
+            TrainingJob(**{**JOB.__dict__, "identity_resource_id": bad})
+
+
 @pytest.mark.parametrize(
     ("subscription", "group", "name"),
     [
@@ -301,3 +343,38 @@ def test_submit_passes_a_timeout() -> None:
 
     assert submit(job_request(WS, JOB, "j1"), lambda: "t", opener=opener) == {}
     assert seen["timeout"] == azureml.TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize("with_identity", [True, False])
+def test_the_monitor_submits_with_the_identity_its_settings_name(
+    server: tuple[str, type[_Recorder]], with_identity: bool
+) -> None:
+    """RETRAIN_JOB_IDENTITY / RETRAIN_JOB_CLIENT_ID (set by the stack) reach the job body; empty
+    settings leave the identity block as it was."""
+    from functions.retrain.request import submit_azureml
+    from functions.settings import load_settings
+
+    base, handler = server
+    env = {
+        "DataLake__blobServiceUri": "https://stlakedev01.blob.core.windows.net",
+        "DB_CONNECTION_STRING": "-",
+        "RETRAIN_RUNNER": "azureml",
+        "RETRAIN_WORKSPACE": WS.path,
+    }
+    if with_identity:
+        env |= {"RETRAIN_JOB_IDENTITY": IDENTITY, "RETRAIN_JOB_CLIENT_ID": CLIENT}
+    settings = load_settings(env)
+    assert (settings.retraining.job_identity, settings.retraining.job_client_id) == (
+        (IDENTITY, CLIENT) if with_identity else ("", "")
+    )
+    record = submit_azureml(
+        settings, {"fired": ["quality_drop"]}, dt.date(2024, 5, 1), dt.date(2024, 5, 2), lambda: "t", base
+    )
+    assert record["runner"] == "azureml"
+    p = handler.seen[0]["body"]["properties"]
+    if with_identity:
+        assert p["identity"] == {"identityType": "Managed", "clientId": CLIENT, "resourceId": IDENTITY}
+        assert p["environmentVariables"]["AZURE_CLIENT_ID"] == CLIENT
+    else:
+        assert p["identity"] == {"identityType": "Managed"}
+        assert "AZURE_CLIENT_ID" not in p["environmentVariables"]

@@ -53,6 +53,13 @@ WORKSPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$")
 JOB_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
 STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")  # resource-name-rules, Microsoft.Storage
 ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$")  # environment name / version
+# A user-assigned identity's ARM id (its name: 3-128 letters, digits, '-' or '_', starting with a
+# letter or digit: the template reference, microsoft.managedidentity/userassignedidentities).
+USER_IDENTITY = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity"
+    r"/userAssignedIdentities/[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$",
+    re.IGNORECASE,
+)
 
 # The job: the retraining entry point every runner uses (model/retrain.py, `python -m model
 # retrain`: select, gate, refit, register, promote). --data is the clients CSV of the newest
@@ -157,6 +164,11 @@ class TrainingJob:
     # The uploaded code asset's ARM id (the CLI spec's `code: ../..`); None when the environment
     # image already holds the project.
     code_id: str | None = None
+    # The user-assigned identity the job runs as (serverless compute does not support the
+    # workspace's system-assigned identity: how-to-use-serverless-compute). None: the identity
+    # block names only `identityType` and the service picks.
+    identity_client_id: str | None = None
+    identity_resource_id: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.exports_account, STORAGE_ACCOUNT, "storage account", "3-24 lowercase letters or digits")
@@ -165,6 +177,15 @@ class TrainingJob:
         _check(self.experiment_name, ASSET_NAME, "experiment name", "letters, digits, '.', '-' or '_'")
         if self.instance_count < 1:
             raise ValueError(f"instance_count must be at least 1, not {self.instance_count}")
+        if self.identity_client_id is not None:
+            _check(self.identity_client_id, GUID, "identity client id", "a GUID")
+        if self.identity_resource_id is not None:
+            _check(
+                self.identity_resource_id,
+                USER_IDENTITY,
+                "identity resource id",
+                "/subscriptions/.../resourceGroups/.../providers/Microsoft.ManagedIdentity/userAssignedIdentities/...",
+            )
 
     def table_folder(self, table: str) -> str:
         """Every day of one table's exports: outcomes may be exported incrementally, so a retrain
@@ -250,12 +271,31 @@ def job_body(workspace: Workspace, job: TrainingJob, job_id: str) -> dict[str, A
         "resources": {"instanceType": job.instance_type, "instanceCount": job.instance_count},
         "queueSettings": {"jobTier": job.job_tier},
         "limits": {"jobLimitsType": "Command", "timeout": job.timeout},
-        # The job reads the lake as the workspace's managed identity, not the submitter.
-        "identity": {"identityType": "Managed"},
+        # The job reads the lake as a managed identity, not as the submitter.
+        "identity": job_identity(job),
     }
+    if job.identity_client_id is not None:
+        # The job's DefaultAzureCredential (lake/clients.py, no DataLake__clientId) hands this
+        # variable to its ManagedIdentityCredential as the user-assigned identity's client id.
+        properties["environmentVariables"]["AZURE_CLIENT_ID"] = job.identity_client_id
     if job.code_id is not None:
         properties["codeId"] = job.code_id
     return {"properties": properties}
+
+
+def job_identity(job: TrainingJob) -> dict[str, str]:
+    """The job's ManagedIdentity (IdentityConfiguration with `identityType: Managed`).
+
+    The 2024-10-01 REST spec (mfe.json, definitions/ManagedIdentity) gives it `clientId`,
+    `objectId` and `resourceId`, each "Specifies a user-assigned identity by ... For
+    system-assigned, do not set this field."
+    """
+    identity = {"identityType": "Managed"}
+    if job.identity_client_id is not None:
+        identity["clientId"] = job.identity_client_id
+    if job.identity_resource_id is not None:
+        identity["resourceId"] = job.identity_resource_id
+    return identity
 
 
 def job_request(workspace: Workspace, job: TrainingJob, job_id: str, base_url: str = ARM) -> Request:

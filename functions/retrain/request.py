@@ -73,6 +73,8 @@ def submit_azureml(
         model_name=settings.model_name,
         promote_to=settings.retraining.promote_to,
         instance_type=settings.retraining.instance_type,
+        identity_client_id=settings.retraining.job_client_id or None,
+        identity_resource_id=settings.retraining.job_identity or None,
     )
     workspace = parse_workspace(settings.retraining.workspace)
     job_id = azureml.job_id(settings.model_name, evaluated)

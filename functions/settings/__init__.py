@@ -77,6 +77,8 @@ class RetrainingSettings:
     workspace: str  # the Azure ML workspace's resource id ("" unless RETRAIN_RUNNER=azureml)
     environment: str  # name:version
     instance_type: str
+    job_identity: str = ""  # the job's user-assigned identity: resource id ("" names none)
+    job_client_id: str = ""  # and its client id (AZURE_CLIENT_ID in the job)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ def _retraining(env: Mapping[str, str]) -> RetrainingSettings:
         workspace=_read(env, "RETRAIN_WORKSPACE"),
         environment=_read(env, "RETRAIN_ENVIRONMENT"),
         instance_type=_read(env, "RETRAIN_INSTANCE_TYPE"),
+        job_identity=_read(env, "RETRAIN_JOB_IDENTITY"),
+        job_client_id=_read(env, "RETRAIN_JOB_CLIENT_ID"),
     )
     if retraining.runner == "azureml" and not retraining.workspace:
         raise SettingsError("setting RETRAIN_WORKSPACE is required when RETRAIN_RUNNER=azureml")

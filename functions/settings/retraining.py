@@ -50,6 +50,23 @@ RETRAINING: tuple[Setting, ...] = (
         cloud=Cloud.RESOURCE,
     ),
     Setting(
+        "RETRAIN_JOB_IDENTITY",
+        Kind.TEXT,
+        "the resource id of the user-assigned managed identity the retraining job runs as (serverless "
+        "compute runs a job as a user-assigned identity attached to the workspace); empty: the job names "
+        "no identity",
+        default="",
+        cloud=Cloud.RESOURCE,
+    ),
+    Setting(
+        "RETRAIN_JOB_CLIENT_ID",
+        Kind.TEXT,
+        "the client id of that identity, passed to the job as AZURE_CLIENT_ID for its credential; "
+        "empty: none",
+        default="",
+        cloud=Cloud.RESOURCE,
+    ),
+    Setting(
         "RETRAIN_ENVIRONMENT",
         Kind.TEXT,
         "the Azure ML environment `name:version` the job runs in (built from the project's requirements.txt)",

@@ -35,6 +35,10 @@ class FunctionAppArgs:
     vault_uri: pulumi.Input[str]
     db_connection_string: pulumi.Input[str]
     ml_workspace_id: pulumi.Input[str]  # where the monitor submits retraining jobs (RETRAIN_WORKSPACE)
+    # The user-assigned identity the retraining job runs as: its resource id (RETRAIN_JOB_IDENTITY)
+    # and client id (RETRAIN_JOB_CLIENT_ID), from MlWorkspace.retrain_identity.
+    retrain_identity_id: pulumi.Input[str]
+    retrain_identity_client_id: pulumi.Input[str]
     settings: AppSettings
     max_instances: int
     instance_memory_mb: int
@@ -71,6 +75,8 @@ def app_settings(
             "@Microsoft.KeyVault(SecretUri=", args.vault_uri, "secrets/", DB_SECRET_NAME, "/)"
         ),
         "RETRAIN_WORKSPACE": args.ml_workspace_id,
+        "RETRAIN_JOB_IDENTITY": args.retrain_identity_id,
+        "RETRAIN_JOB_CLIENT_ID": args.retrain_identity_client_id,
         **args.settings.values,  # the stack's values of the settings catalog (infra/config.py)
     }
 

@@ -1,4 +1,12 @@
-"""MlWorkspace: the Azure ML workspace with its Key Vault, telemetry and storage."""
+"""MlWorkspace: the Azure ML workspace with its Key Vault, telemetry, storage and the retrain identity.
+
+Retraining runs as a command job on serverless compute, which does not support the workspace's
+system-assigned identity: with `identity: managed` a serverless job runs as a user-assigned
+managed identity attached to the workspace ("Model training on serverless compute", identity
+support, learn.microsoft.com/azure/machine-learning/how-to-use-serverless-compute). The workspace
+keeps its system-assigned identity for itself ("SystemAssigned,UserAssigned") and names no
+primary user-assigned identity, so the workspace itself keeps acting as its system identity.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,19 @@ import pulumi
 import pulumi_azure_native.applicationinsights as insights
 import pulumi_azure_native.keyvault as keyvault
 import pulumi_azure_native.machinelearningservices as ml
+import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.operationalinsights as logs
 
 from infra.components.storage import Firewall, secure_account
+
+
+@dataclass(frozen=True)
+class RetrainIdentity:
+    """The user-assigned identity a retraining job names (functions/retrain/azureml.py)."""
+
+    resource_id: pulumi.Output[str]
+    principal_id: pulumi.Output[str]  # the object id role assignments name (infra/roles.py RETRAIN_JOB)
+    client_id: pulumi.Output[str]  # what the job's credential asks for (AZURE_CLIENT_ID)
 
 
 @dataclass(frozen=True)
@@ -20,6 +38,7 @@ class MlWorkspaceArgs:
     storage_account_name: str
     log_analytics_name: str
     app_insights_name: str
+    retrain_identity_name: str  # the user-assigned identity retraining jobs run as
     resource_group_name: pulumi.Input[str]
     location: str
     tenant_id: pulumi.Input[str]
@@ -33,6 +52,7 @@ class MlWorkspace(pulumi.ComponentResource):
     vault: keyvault.Vault
     app_insights: insights.Component
     workspace: ml.Workspace
+    retrain_identity: RetrainIdentity
 
     def __init__(self, name: str, args: MlWorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlops:azure:MlWorkspace", name, None, opts)
@@ -92,6 +112,17 @@ class MlWorkspace(pulumi.ComponentResource):
             firewall=args.firewall,
             parent=self,
         )
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-retrain-identity",
+            resource_name_=args.retrain_identity_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            tags=args.tags,
+            opts=child,
+        )
+        self.retrain_identity = RetrainIdentity(
+            resource_id=identity.id, principal_id=identity.principal_id, client_id=identity.client_id
+        )
         self.workspace = ml.Workspace(
             f"{name}-workspace",
             workspace_name=args.workspace_name,
@@ -99,7 +130,9 @@ class MlWorkspace(pulumi.ComponentResource):
             location=args.location,
             kind="Default",
             sku=ml.SkuArgs(name="Basic", tier="Basic"),
-            identity=ml.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            identity=ml.ManagedServiceIdentityArgs(
+                type="SystemAssigned,UserAssigned", user_assigned_identities=[identity.id]
+            ),
             key_vault=self.vault.id,
             application_insights=self.app_insights.id,
             storage_account=self.storage.id,
@@ -111,7 +144,11 @@ class MlWorkspace(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs(
-            {"workspace_id": self.workspace.id, "vault_uri": self.vault.properties.vault_uri}
+            {
+                "workspace_id": self.workspace.id,
+                "vault_uri": self.vault.properties.vault_uri,
+                "retrain_identity_id": identity.id,
+            }
         )
 
 
