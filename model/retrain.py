@@ -7,10 +7,12 @@ Why two fits. The gate must compare challenger and champion on the most recent l
 that neither trained on, but the model that ships must have seen those rows too (they are the
 ones most like the clients it will score). So:
 
-1. the gate window is the newest rows the champion did not train on (its training data held the
-   first `training_data.rows` rows of the same time-ordered data), at most `gate_fraction` of
-   the rows; when fewer than `min_gate_rows` are new, the newest `gate_fraction` are used and
-   the window is marked as overlapping (the overlap favours the champion: a conservative gate);
+1. the gate window is the newest half of the rows the champion did not train on (its training
+   data held the first `training_data.rows` rows of the same time-ordered data), at least
+   `min_gate_rows` and at most `gate_fraction` of the rows: the stand-in below learns from the
+   older half of the new rows, the one thing that can make it better than the champion. When
+   fewer than `min_gate_rows` are new, the newest `gate_fraction` are used and the window is
+   marked as overlapping (the overlap favours the champion: a conservative gate);
 2. the whole selection (model/train.py) runs on the rows before the window: that fit stands in
    for the challenger in the gate (model/registry/gate.py, model/challenge.py);
 3. the configuration it selected is refit on every row and registered, with the trigger and the
@@ -67,12 +69,16 @@ def gate_window(
     newest = max(min_rows, round(rows * fraction))
     if newest >= rows:
         raise ValueError(f"{rows} labelled rows are too few to hold out {newest} for the gate")
-    if champion_rows is not None and rows - champion_rows >= min_rows:
-        start = max(champion_rows, rows - newest)
-        why = f"rows after the {champion_rows:,} the champion trained on"
-        if start > champion_rows:
-            why += f", the newest {rows - start:,} of them ({fraction:.0%} of the rows)"
-        return Window(start, rows, True, why)
+    new = None if champion_rows is None else rows - champion_rows
+    if new is not None and new >= min_rows:
+        # The newest half of the new rows (at least min_rows, at most `fraction` of all): the
+        # stand-in learns from the older half, which is what can make it differ from the champion.
+        size = max(min_rows, min(new // 2, round(rows * fraction)))
+        why = (
+            f"the newest {size:,} of the {new:,} rows the champion never trained on; "
+            f"the challenger's stand-in trained on the {new - size:,} before them"
+        )
+        return Window(rows - size, rows, True, why)
     if not champion:
         return Window(rows - newest, rows, True, f"no champion: the newest {fraction:.0%} of the rows")
     if champion_rows is None:

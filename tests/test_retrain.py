@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from model.registry import FolderStore, PromotionRefused, Registry
 from model.retrain import RetrainConfig, gate_window, retrain
@@ -19,12 +21,34 @@ TINY = {"candidates": ("logreg",), "feature_sets": ("stable",), "recency": ("non
 # -- the gate window ----------------------------------------------------------------------------
 
 
-def test_the_window_starts_after_the_champions_rows_capped_at_the_fraction() -> None:
-    assert gate_window(10_000, 9_000, 0.2, 500) == gate_window(10_000, 9_000, 0.2, 500)
-    window = gate_window(10_000, 9_000, 0.2, 500)
-    assert (window.start, window.end, window.clean) == (9_000, 10_000, True)
+def test_the_window_is_the_newest_half_of_the_rows_the_champion_never_saw() -> None:
+    window = gate_window(10_000, 8_000, 0.2, 500)
+    assert (window.start, window.end, window.clean) == (9_000, 10_000, True)  # 1,000 of 2,000 new
+    assert "stand-in trained on the 1,000 before them" in window.why
+    least = gate_window(10_000, 9_200, 0.2, 500)
+    assert (least.start, least.clean) == (9_500, True)  # half of 800 is under the minimum of 500
     capped = gate_window(10_000, 2_000, 0.2, 500)
-    assert (capped.start, capped.clean) == (8_000, True)  # the newest 20 %, all unseen by the champion
+    assert (capped.start, capped.clean) == (8_000, True)  # at most 20 % of the rows
+
+
+@given(
+    rows=st.integers(1_000, 100_000),
+    seen=st.floats(0.0, 1.0),
+    fraction=st.floats(0.05, 0.5),
+    least=st.integers(10, 500),
+)
+def test_a_clean_window_never_holds_a_row_the_champion_trained_on(rows, seen, fraction, least) -> None:
+    champion_rows = int(rows * seen)
+    try:
+        window = gate_window(rows, champion_rows, fraction, least)
+    except ValueError:
+        return  # too few rows to hold any out: refused, not guessed
+    assert 0 < window.start < window.end == rows
+    assert window.end - window.start >= least
+    if window.clean:
+        assert window.start >= champion_rows  # nothing the champion saw
+    else:
+        assert rows - champion_rows < least  # overlap only when too little is new
 
 
 def test_too_few_new_rows_overlap_the_champion_and_say_so() -> None:
@@ -109,7 +133,7 @@ def test_a_retrain_gates_on_unseen_rows_refits_on_all_and_stops_at_prod_without_
     )
     report = retrain(config, registry)
     version = report["version"]
-    assert report["window"]["rows"] == 3_000 and report["window"]["last_row"] == 15_000
+    assert report["window"]["rows"] == 3_000 and report["window"]["last_row"] == 15_000  # 20 %
     assert not report["window"]["clean"]  # the fixture's champion records no training rows
 
     metadata = registry.show(NAME, version)
