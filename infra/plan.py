@@ -20,15 +20,16 @@ from infra.arm import template
 from infra.config import ENVIRONMENTS, ConfigError
 from infra.policies import Subject, lookup, violations
 from infra.providers import namespaces_for, register_commands
-from infra.roles import FORBIDDEN_ROLE_IDS, ROLE_IDS
+from infra.roles import DATA_SCIENTISTS, DEPLOYER, FORBIDDEN_ROLE_IDS, ML_ENGINEERS, RETRAIN_JOB, ROLE_IDS
 from infra.synth import Synthesis, synthesize
 
 ROLE_NAMES = {role_id: name for name, role_id in ROLE_IDS.items()} | FORBIDDEN_ROLE_IDS
 ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 PERSONAS = {
-    "data-scientists": "data-scientists (group)",
-    "ml-engineers": "ml-engineers (group)",
-    "deployer": "deployer (runs pulumi up)",
+    DATA_SCIENTISTS: "data-scientists (group)",
+    ML_ENGINEERS: "ml-engineers (group)",
+    DEPLOYER: "deployer (runs pulumi up)",
+    RETRAIN_JOB: "retrain job (the workspace's user-assigned identity)",
 }
 
 # The settings worth a reviewer's eye, per resource type (engine property paths).
