@@ -1,7 +1,7 @@
 # The two commands of the README are `make demo` and `make test`; the rest are conveniences.
 PY := .venv/bin/python
 
-.PHONY: demo test lint format stop host export package plan soak clean
+.PHONY: demo test replay lint format stop host export package plan soak clean
 
 demo:            ## fresh machine -> demo database exported to CSV in Azurite
 	scripts/bootstrap.sh
@@ -12,6 +12,10 @@ test:            ## lint + the whole test suite (starts its own Azurite and Post
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+replay:          ## the shipped data in time order through monitor -> retrain -> gate -> promote (.local/demo/replay/)
+	scripts/bootstrap.sh
+	$(PY) -m devstack.replay
 
 lint:
 	$(PY) -m ruff check .

@@ -106,8 +106,9 @@ def play_next_day(
     if report.retrain is not None and report.retrain["retrain"]:
         console.print(
             f"retraining rules fired: {', '.join(report.retrain['fired'])} (recorded in "
-            f"{MONITORING_CONTAINER}/{report.model_name}/retrain/; the retraining job comes next)"
+            f"{MONITORING_CONTAINER}/{report.model_name}/retrain/)"
         )
+        console.print(submission_note(report.retrain.get("submission") or {}))
     if report.dashboard is None:
         return None
     page = work / "dashboard.html"
@@ -115,6 +116,21 @@ def play_next_day(
     page.write_bytes(blob.download_blob().readall())
     console.print(f"dashboard written to {MONITORING_CONTAINER}/{report.dashboard}, copied to {page}")
     return page
+
+
+def submission_note(submission: dict[str, Any]) -> str:
+    """What became of the retrain the verdict asked for (RETRAIN_RUNNER=local runs it right here)."""
+    if submission.get("status") != "succeeded":
+        return f"retrain {submission.get('status', 'not asked for')}: {submission.get('why', '')}"
+    moves = "; ".join(
+        f"{d['stage']} {d['decision']}" + (f" ({d['reason'][:200]})" if d.get("reason") else "")
+        for d in submission.get("decisions") or []
+    )
+    return (
+        f"retrained locally in {submission.get('seconds', 0):.0f}s: version {submission['version']} on "
+        f"{submission['outcomes']:,} outcomes; {moves or 'not promoted'} (promotion log: "
+        f"models/{{model}}/promotions.jsonl)"
+    )
 
 
 def gap_note(record: dict[str, Any]) -> str | None:

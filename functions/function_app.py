@@ -15,7 +15,7 @@ import azurefunctions.extensions.bindings.blob as blob
 
 from functions.export.job import SourceUnavailableError, run_export
 from functions.monitor.dashboard import write_dashboard
-from functions.monitor.job import run_monitor
+from functions.monitor.job import MonitorReport, run_monitor
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
 from functions.settings import get_settings
@@ -86,19 +86,26 @@ def score_shard(message: func.QueueMessage) -> None:
     log.info("score_shard %s: %s (%s)", outcome.input, outcome.status, outcome.detail)
 
 
-@app.function_name("monitor")
-@app.timer_trigger(schedule="%MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
-def monitor(timer: func.TimerRequest) -> None:
-    """Realised quality from the outcomes that arrived, beside the estimate; redraw the dashboard."""
+def _monitor_run(timer: func.TimerRequest, name: str, scheduled: bool) -> MonitorReport:
+    """One monitor run with the dashboard redrawn; `scheduled`: the retrain timer's `schedule` rule."""
     if timer.past_due:
-        log.warning("monitor is running late (past due): the previous schedule slot was missed")
+        log.warning("%s is running late (past due): the previous schedule slot was missed", name)
     current = get_settings()
-    report = run_monitor(
+    return run_monitor(
         current,
         render=lambda service, registry, model: write_dashboard(
             service, registry, model, stack=current.model_stage
         ),
+        scheduled=scheduled,
     )
+
+
+@app.function_name("monitor")
+@app.timer_trigger(schedule="%MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def monitor(timer: func.TimerRequest) -> None:
+    """Realised quality from the outcomes that arrived, beside the estimate; redraw the dashboard;
+    ask for a retrain when a rule fired."""
+    report = _monitor_run(timer, "monitor", scheduled=False)
     written = ", ".join(report.written) or "no period yet"
     log.info("monitor %s: wrote %s; dashboard %s", report.model_name, written, report.dashboard)
 
@@ -108,15 +115,6 @@ def monitor(timer: func.TimerRequest) -> None:
 def retrain(timer: func.TimerRequest) -> None:
     """The scheduled retrain: a monitor run whose verdict carries the `schedule` rule, so the retrain
     is asked for with the same evidence, runner and once-a-day guard as one the figures asked for."""
-    if timer.past_due:
-        log.warning("retrain is running late (past due): the previous schedule slot was missed")
-    current = get_settings()
-    report = run_monitor(
-        current,
-        render=lambda service, registry, model: write_dashboard(
-            service, registry, model, stack=current.model_stage
-        ),
-        scheduled=True,
-    )
+    report = _monitor_run(timer, "retrain", scheduled=True)
     submission = (report.retrain or {}).get("submission") or {"status": "nothing serves yet"}
     log.info("retrain %s: %s", report.model_name, submission.get("status"))
