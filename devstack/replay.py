@@ -225,8 +225,13 @@ def _decision(report: dict[str, Any] | None, verdict: triggers.Verdict) -> tuple
 
 
 def run(
-    out: Path, initial_periods: int, schedule_every: int, train_options: dict[str, Any]
+    out: Path,
+    initial_periods: int,
+    schedule_every: int,
+    train_options: dict[str, Any],
+    limit: int | None = None,
 ) -> dict[str, Any]:
+    """Replay every month after the first `initial_periods` (or only the next `limit`)."""
     started = time.perf_counter()
     if out.exists():
         shutil.rmtree(out)
@@ -240,7 +245,8 @@ def run(
         f"trained v{first} on {len(history):,} rows ({', '.join(months[:initial_periods])}); dev -> v{first}"
     )
     periods = []
-    for index, label in enumerate(months[initial_periods:], start=1):
+    later = months[initial_periods:] if limit is None else months[initial_periods : initial_periods + limit]
+    for index, label in enumerate(later, start=1):
         month = frame[frame["month_label"] == label]
         start = dt.datetime.fromisoformat(f"{label}-01").replace(tzinfo=dt.UTC)
         scored = replay.score(month, label, start + dt.timedelta(hours=2))
@@ -310,12 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--candidates", help="model families (default: TrainConfig's)")
     parser.add_argument("--cv-folds", type=int, default=0, help="stratified CV for reference (0 = skip)")
+    parser.add_argument("--months", type=int, help="replay only this many months after the first ones")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options: dict[str, Any] = {"cv_folds": args.cv_folds}
     if args.candidates:
         options["candidates"] = tuple(args.candidates.split(","))
-    summary = run(args.out, args.initial_periods, args.schedule_every, options)
+    summary = run(args.out, args.initial_periods, args.schedule_every, options, args.months)
     print(f"summary: {args.out / 'summary.json'} ({summary['seconds']:.0f}s)")
     print(f"dashboard: {Path(summary['dashboard']).resolve().as_uri()}")
     return 0
