@@ -163,4 +163,7 @@ def test_deployment_package_layout_and_imports(tmp_path: Path):
     )
     assert completed.returncode == 0, completed.stderr
     loaded = json.loads(completed.stdout)
-    assert loaded == {"functions": ["daily_export", "score_blob", "score_shard", "monitor"], "sklearn": False}
+    assert loaded == {
+        "functions": ["daily_export", "score_blob", "score_shard", "monitor", "retrain"],
+        "sklearn": False,
+    }
