@@ -499,6 +499,10 @@ def test_the_retrain_identity_is_attached_granted_and_named_to_the_app(name: str
     )
     loaded = load_settings(settings).retraining
     assert (loaded.job_identity, loaded.job_client_id) == (identity_id, settings["RETRAIN_JOB_CLIENT_ID"])
+    assert loaded.runner == "azureml"  # every Azure stack submits Azure ML jobs
+    # how far a retrain climbs by itself, per stack (Pulumi.<stack>.yaml); prod still needs an approval
+    assert loaded.promote_to == {"dev": ("dev",), "preprod": ("dev", "preprod"),
+                                 "prod": ("dev", "preprod", "prod")}[name]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", STACKS)
