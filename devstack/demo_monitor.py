@@ -108,7 +108,7 @@ def play_next_day(
             f"retraining rules fired: {', '.join(report.retrain['fired'])} (recorded in "
             f"{MONITORING_CONTAINER}/{report.model_name}/retrain/)"
         )
-        console.print(submission_note(report.retrain.get("submission") or {}))
+        console.print(submission_note(report.retrain.get("submission") or {}, report.model_name))
     if report.dashboard is None:
         return None
     page = work / "dashboard.html"
@@ -118,18 +118,19 @@ def play_next_day(
     return page
 
 
-def submission_note(submission: dict[str, Any]) -> str:
+def submission_note(submission: dict[str, Any], model_name: str) -> str:
     """What became of the retrain the verdict asked for (RETRAIN_RUNNER=local runs it right here)."""
     if submission.get("status") != "succeeded":
         return f"retrain {submission.get('status', 'not asked for')}: {submission.get('why', '')}"
     moves = "; ".join(
-        f"{d['stage']} {d['decision']}" + (f" ({d['reason'][:200]})" if d.get("reason") else "")
+        f"{d['stage']} {d['decision']}" + (f" ({d['reason'][:300]}…)" if d.get("reason") else "")
         for d in submission.get("decisions") or []
     )
+    window = (submission.get("window") or {}).get("why", "")
     return (
         f"retrained locally in {submission.get('seconds', 0):.0f}s: version {submission['version']} on "
-        f"{submission['outcomes']:,} outcomes; {moves or 'not promoted'} (promotion log: "
-        f"models/{{model}}/promotions.jsonl)"
+        f"{submission['outcomes']:,} outcomes; gate window: {window}; {moves or 'not promoted'} "
+        f"(every decision: models/{model_name}/promotions.jsonl)"
     )
 
 

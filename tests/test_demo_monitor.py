@@ -1,4 +1,4 @@
-"""The demo's simulated calls (devstack/demo_monitor.py): who is called, and with which answers."""
+"""The demo's simulated calls (devstack/demo_monitor.py): who is called, with which answers, and the retrain note."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from devstack.bank_rows import read_bank_rows
-from devstack.demo_monitor import CONTROL_SHARE, calls
+from devstack.demo_monitor import CONTROL_SHARE, calls, submission_note
 
 DAY = dt.date(2026, 12, 2)
 
@@ -46,3 +46,19 @@ def test_the_gap_note_says_which_way_the_subscribers_went() -> None:
     assert "more than the model expects" in (gap_note(record(900, 1200)) or "")
     assert gap_note(record(900, 910, outside=False)) is None
     assert gap_note({"model_version": "1", "period": "W", "estimate_vs_realised": None}) is None
+
+
+def test_the_submission_note_says_where_the_retrain_went_and_why() -> None:
+    done = {
+        "status": "succeeded",
+        "version": "2",
+        "outcomes": 36_000,
+        "seconds": 47.2,
+        "window": {"why": "the newest 7,200 rows, which the champion partly trained on"},
+        "decisions": [{"stage": "dev", "decision": "refused", "reason": "gate refused version 2"}],
+    }
+    note = submission_note(done, "bank-marketing")
+    assert "version 2 on 36,000 outcomes" in note and "dev refused (gate refused version 2" in note
+    assert "partly trained on" in note and "models/bank-marketing/promotions.jsonl" in note
+    failed = submission_note({"status": "failed", "why": "exit 2: error: bad"}, "bank-marketing")
+    assert failed == "retrain failed: exit 2: error: bad"

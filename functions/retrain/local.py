@@ -102,6 +102,7 @@ def run_local(
         "status": "succeeded",
         **inputs,
         "version": report["version"],
+        "window": report["window"],
         "decisions": [{k: d.get(k) for k in ("stage", "decision", "reason")} for d in report["decisions"]],
         "seconds": report["seconds"],
     }
