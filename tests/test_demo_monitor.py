@@ -1,4 +1,4 @@
-"""The demo's simulated calls (devstack/demo_monitor.py): who is called, with which answers, and the retrain note."""
+"""The demo's simulated calls (devstack/demo_monitor.py): who is called, their answers, the retrain note."""
 
 from __future__ import annotations
 
