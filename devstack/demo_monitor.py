@@ -33,7 +33,8 @@ from functions.export.spec import quote_identifier
 from functions.monitor.dashboard import write_dashboard
 from functions.monitor.job import MonitorReport, run_monitor
 from functions.settings import load_settings
-from lake.contract import MONITORING_CONTAINER
+from lake.contract import MODELS_CONTAINER, MONITORING_CONTAINER
+from model.registry.layout import decisions_file
 
 CONTROL_SHARE = 0.10  # of the clients the model did not pick, called anyway
 MONITOR_TIME = dt.time(3, 30)  # the next night's monitor run (MONITOR_SCHEDULE's default)
@@ -130,7 +131,7 @@ def submission_note(submission: dict[str, Any], model_name: str) -> str:
     return (
         f"retrained locally in {submission.get('seconds', 0):.0f}s: version {submission['version']} on "
         f"{submission['outcomes']:,} outcomes; gate window: {window}; {moves or 'not promoted'} "
-        f"(every decision: models/{model_name}/promotions.jsonl)"
+        f"(every decision: {MODELS_CONTAINER}/{decisions_file(model_name)})"
     )
 
 
