@@ -120,6 +120,13 @@ ARM_TYPES: dict[str, ArmType] = {
         "{workspaceName}",
         ("location", "tags", "sku", "kind", "identity"),
     ),
+    # The environment retraining jobs run in (infra/components/training.py): the SDK keeps ARM's
+    # `properties` body as it is (EnvironmentVersionPropertiesArgs), so it stays whole.
+    "azure-native:machinelearningservices:EnvironmentVersion": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/environments/versions",
+        "{workspaceName}/{name}/{version}",
+        ("properties",),
+    ),
     # The identity retraining jobs run as (infra/components/workspace.py): name, location, tags only.
     "azure-native:managedidentity:UserAssignedIdentity": ArmType(
         "Microsoft.ManagedIdentity/userAssignedIdentities", "{resourceName}"

@@ -1,6 +1,7 @@
 """The Pulumi program: one stack (dev, preprod or prod) built from the components, in dependency order.
 
-resource group -> [network] -> data lake, ML workspace (vault, telemetry, retrain identity) -> function app
+resource group -> [network] -> data lake, ML workspace (vault, telemetry, retrain identity), training
+environment -> function app
 -> role assignments -> code release (needs the app's storage roles) -> blob events (need the
 deployed code's blob extension key) -> alerts
 """
@@ -24,6 +25,7 @@ from infra.components.privatelink import WORKSPACE_GROUP, WORKSPACE_ZONES, Priva
 from infra.components.rbac import Rbac, RbacArgs
 from infra.components.release import CodeRelease, CodeReleaseArgs
 from infra.components.storage import Firewall
+from infra.components.training import TrainingEnvironment, TrainingEnvironmentArgs
 from infra.components.workspace import MlWorkspace, MlWorkspaceArgs
 from infra.config import StackConfig
 from infra.naming import Names
@@ -116,6 +118,16 @@ def build(
             tags=tags,
             isolated=cfg.network_isolation,
             firewall=firewall,
+        ),
+    )
+    # The environment the retraining job names (RETRAIN_ENVIRONMENT, the same value the app reads).
+    training = TrainingEnvironment(
+        "ml-training",
+        TrainingEnvironmentArgs(
+            workspace_name=ml.workspace.name,
+            resource_group_name=rg,
+            environment=cfg.app["RETRAIN_ENVIRONMENT"],
+            tags=tags,
         ),
     )
     if network is not None:
@@ -251,6 +263,7 @@ def build(
         "retrainJobPrincipalId": ml.retrain_identity.principal_id,
         "keyVaultUri": ml.vault.properties.vault_uri,
         "mlWorkspace": ml.workspace.name,
+        "trainingEnvironment": training.environment.id,
         "codePackage": release.package_uri,
         "keyVaultReferences": references,
         "resourceProviders": pulumi.Output.from_input(", ".join(namespaces)),

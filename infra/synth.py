@@ -41,6 +41,7 @@ NAME_INPUTS = {
     "azure-native:operationalinsights:Workspace": "workspaceName",
     "azure-native:applicationinsights:Component": "resourceName",
     "azure-native:machinelearningservices:Workspace": "workspaceName",
+    "azure-native:machinelearningservices:EnvironmentVersion": "name",
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "azure-native:web:AppServicePlan": "name",
     "azure-native:web:WebApp": "name",
@@ -69,6 +70,9 @@ PROVIDER_PATHS = {
     "azure-native:applicationinsights:Component": "Microsoft.Insights/components/{resourceName}",
     "azure-native:machinelearningservices:Workspace": (
         "Microsoft.MachineLearningServices/workspaces/{workspaceName}"
+    ),
+    "azure-native:machinelearningservices:EnvironmentVersion": (
+        "Microsoft.MachineLearningServices/workspaces/{workspaceName}/environments/{name}/versions/{version}"
     ),
     "azure-native:managedidentity:UserAssignedIdentity": (
         "Microsoft.ManagedIdentity/userAssignedIdentities/{resourceName}"

@@ -300,6 +300,7 @@ def test_every_expected_resource_exists(name: str) -> None:
         "operationalinsights:Workspace": 1,
         "applicationinsights:Component": 1,
         "machinelearningservices:Workspace": 1,
+        "machinelearningservices:EnvironmentVersion": 1,  # the retrain job's (training.py)
         "managedidentity:UserAssignedIdentity": 1,  # the retrain job's (workspace.py)
         "web:AppServicePlan": 1,
         "web:WebApp": 1,
@@ -327,7 +328,16 @@ def test_every_expected_resource_exists(name: str) -> None:
         "app-package",
     }
     components = {r.type for r in synthesis.resources if r.type.startswith("mlops:azure:")}
-    expected = {"DataLake", "MlWorkspace", "FunctionApp", "Rbac", "CodeRelease", "BlobEvents", "Alerts"}
+    expected = {
+        "DataLake",
+        "MlWorkspace",
+        "TrainingEnvironment",
+        "FunctionApp",
+        "Rbac",
+        "CodeRelease",
+        "BlobEvents",
+        "Alerts",
+    }
     isolated = {"Network", "PrivateLink"} if name == "prod" else set()
     assert components == {f"mlops:azure:{c}" for c in expected | isolated}
 
@@ -582,3 +592,78 @@ def test_missing_secret_stops_the_program_with_the_command_to_fix_it() -> None:
     pulumi.runtime.set_all_config(stack_config("dev"))
     with pytest.raises(config.ConfigError, match="pulumi config set --secret dbConnectionString"):
         build(config.load())
+
+
+def _app_settings(synthesis) -> dict[str, str]:
+    site = by_type(synthesis, "web:WebApp")[0]
+    return {s["name"]: s["value"] for s in site.inputs["siteConfig"]["appSettings"]}
+
+
+def _submitted_environment_id(settings: dict[str, str]) -> str:
+    """The `environmentId` the monitor PUTs (functions/retrain/request.py submit_azureml), sent to
+    a loopback server instead of ARM."""
+    import datetime as dt
+    import json
+    from http.server import BaseHTTPRequestHandler
+
+    from functions.retrain.request import submit_azureml
+    from tests.support import loopback_server
+
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(201)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    loaded = load_settings({**settings, "DB_CONNECTION_STRING": "-", "RETRAIN_RUNNER": "azureml"})
+    with loopback_server(Handler) as base:
+        day, evaluated = dt.date(2024, 5, 1), dt.date(2024, 5, 2)
+        submit_azureml(loaded, {"fired": ["schedule"]}, day, evaluated, lambda: "t", base)
+    return seen[0]["properties"]["environmentId"]
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_the_training_environment_is_in_the_workspace_and_is_the_one_the_job_names(name: str) -> None:
+    """The environment exists in the stack's workspace, on Microsoft's training base image, with a
+    conda file pinning the training packages as requirements.txt pins them; the monitor's job
+    names exactly that environment id (same name, same version)."""
+    synthesis = stack(name)
+    (environment,) = by_type(synthesis, "machinelearningservices:EnvironmentVersion")
+    (workspace,) = by_type(synthesis, "machinelearningservices:Workspace")
+    assert environment.inputs["workspaceName"] == workspace.azure_name
+    assert environment.inputs["resourceGroupName"] == synthesis.outputs["resourceGroup"]
+    properties = environment.inputs["properties"]
+    assert properties["image"] == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+    assert properties["osType"] == "Linux"
+    pins = {}
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        match = re.match(r"^(scikit-learn|skl2onnx|onnxruntime|onnx)(\S*)", line)
+        if match:
+            pins[match.group(1)] = line.split("#", 1)[0].strip()
+    for line in (REPO_ROOT / "functions" / "requirements.txt").read_text().splitlines():
+        if line.startswith("onnxruntime"):
+            pins["onnxruntime"] = line.strip()
+    assert set(pins) == {"scikit-learn", "skl2onnx", "onnx", "onnxruntime"}
+    for pin in pins.values():
+        assert f'      - "{pin}"\n' in properties["condaFile"]
+    settings = _app_settings(synthesis)
+    assert settings["RETRAIN_ENVIRONMENT"] == f"{environment.inputs['name']}:{environment.inputs['version']}"
+    assert _submitted_environment_id(settings) == synthesis.outputs["trainingEnvironment"]
+
+
+def test_the_environment_follows_the_stacks_retrain_environment_setting() -> None:
+    """One home for the name and version: a stack's `retrainEnvironment` moves both the resource
+    and the app setting."""
+    synthesis = synthesize("dev", overrides={"retrainEnvironment": "bank-marketing-train:7"})
+    (environment,) = by_type(synthesis, "machinelearningservices:EnvironmentVersion")
+    assert (environment.inputs["name"], environment.inputs["version"]) == ("bank-marketing-train", "7")
+    assert _submitted_environment_id(_app_settings(synthesis)).endswith(
+        "/environments/bank-marketing-train/versions/7"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -212,3 +213,73 @@ def test_plan_rejects_unknown_stacks(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         plan.main(["staging"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+# -- the training environment's conda file (infra/components/training.py) ---------------------------
+
+
+def test_the_conda_file_pins_training_packages_as_requirements_txt_does(tmp_path: Path) -> None:
+    from infra.components.training import conda_yaml, read_requirements, training_requirements
+
+    (tmp_path / "runtime.txt").write_text("numpy>=2.0,<3  # comment\nazure-functions>=1.21,<3\n")
+    (tmp_path / "requirements.txt").write_text(
+        "-r runtime.txt\n# tooling\nruff>=0.8,<1\nscikit-learn >= 1.6, <2\nskl2onnx>=1.18,<2\n"
+    )
+    found = read_requirements(tmp_path / "requirements.txt")
+    assert found["scikit-learn"] == "scikit-learn>=1.6,<2" and found["numpy"] == "numpy>=2.0,<3"
+    pip = training_requirements(found, ("scikit-learn", "skl2onnx", "numpy"))
+    assert conda_yaml("env-x", pip, python="3.11") == (
+        "name: env-x\n"
+        "channels:\n"
+        "  - conda-forge\n"
+        "dependencies:\n"
+        "  - python=3.11\n"
+        "  - pip\n"
+        "  - pip:\n"
+        '      - "scikit-learn>=1.6,<2"\n'
+        '      - "skl2onnx>=1.18,<2"\n'
+        '      - "numpy>=2.0,<3"\n'
+    )
+
+
+def test_the_conda_file_is_valid_yaml_with_only_the_training_needs() -> None:
+    import yaml
+
+    from infra.components.training import (
+        TRAINING_PACKAGES,
+        conda_yaml,
+        read_requirements,
+        training_requirements,
+    )
+
+    pip = training_requirements(read_requirements())
+    document = yaml.safe_load(conda_yaml("bank-marketing-train", pip))
+    assert document["dependencies"][:2] == ["python=3.11", "pip"]
+    listed = document["dependencies"][2]["pip"]
+    assert len(listed) == len(TRAINING_PACKAGES)
+    names = {re.split(r"[<>=!~]", line, maxsplit=1)[0] for line in listed}
+    # serving-only and dev-only packages stay out; the Function App's runtime is not the job's
+    assert not names & {"azure-functions", "pyodbc", "pytest", "ruff", "pulumi", "playwright"}
+
+
+def test_a_training_package_missing_from_requirements_is_an_error() -> None:
+    from infra.components.training import RequirementsError, training_requirements
+
+    with pytest.raises(RequirementsError, match="skl2onnx"):
+        training_requirements({"scikit-learn": "scikit-learn>=1.6"}, ("scikit-learn", "skl2onnx"))
+
+
+def test_the_environment_name_and_version_rule() -> None:
+    """Source: "Environment Versions - Create Or Update" (learn.microsoft.com/rest/api/azureml/
+    environment-versions/create-or-update, api 2024-10-01): `name` "Container name. This is
+    case-sensitive." and `version` "Version identifier. This is case-sensitive." are path segments
+    with no pattern given; we hold both to the conservative asset-name subset the job request
+    already enforces (functions/retrain/azureml.py ASSET_NAME), so Pulumi refuses what the
+    monitor would refuse."""
+    from infra.components.training import split_environment
+
+    assert split_environment("bank-marketing-train:1") == ("bank-marketing-train", "1")
+    assert split_environment("Env_2.x:2024.05.01") == ("Env_2.x", "2024.05.01")
+    for bad in ("bank-marketing-train", "bad/env:1", "env:", ":1", "-env:1", "env:1/2"):
+        with pytest.raises(ValueError, match="name:version"):
+            split_environment(bad)
