@@ -55,3 +55,53 @@ def build_archive(out_dir: Path = ARCHIVE_DIR) -> CodeArchive:
     final = out_dir / archive_name(digest)
     draft.replace(final)
     return CodeArchive(final, digest)
+
+
+# The retrain job's code asset: what `python -m model retrain` imports, uploaded as a folder.
+CODE_PACKAGES = ("model", "lake")
+_SKIPPED_DIRS = {"__pycache__", "tests", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    """The files of the code asset (posix paths relative to `root`) and their content hash."""
+
+    root: Path
+    files: tuple[str, ...]
+    sha256: str
+
+    @property
+    def digest(self) -> str:
+        """The first 16 hex digits: the blob prefix and the code asset's version."""
+        return self.sha256[:16]
+
+
+def code_files(root: Path = REPO_ROOT, packages: tuple[str, ...] = CODE_PACKAGES) -> tuple[str, ...]:
+    """Every file of `packages` under `root`, sorted, without caches, compiled files or tests."""
+    found = []
+    for package in packages:
+        for path in (root / package).rglob("*"):
+            relative = path.relative_to(root)
+            if not path.is_file() or _SKIPPED_DIRS & set(relative.parts[:-1]):
+                continue
+            if path.name.endswith(_SKIPPED_SUFFIXES) or path.name.startswith("test_"):
+                continue
+            found.append(relative.as_posix())
+    return tuple(sorted(found))
+
+
+def code_digest(root: Path, files: tuple[str, ...]) -> str:
+    """sha256 over each sorted path and its bytes (length-prefixed, so no two trees collide by
+    moving bytes between a name and a body)."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = (root / name).read_bytes()
+        digest.update(f"{len(name)}:{name}:{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def code_bundle(root: Path = REPO_ROOT, packages: tuple[str, ...] = CODE_PACKAGES) -> CodeBundle:
+    files = code_files(root, packages)
+    return CodeBundle(root, files, code_digest(root, files))

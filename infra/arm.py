@@ -127,6 +127,13 @@ ARM_TYPES: dict[str, ArmType] = {
         "{workspaceName}/{name}/{version}",
         ("properties",),
     ),
+    # The retrain job's code asset (infra/components/training.py TrainingCode): `properties` whole
+    # as well (CodeVersionPropertiesArgs: codeUri, description, tags).
+    "azure-native:machinelearningservices:CodeVersion": ArmType(
+        "Microsoft.MachineLearningServices/workspaces/codes/versions",
+        "{workspaceName}/{name}/{version}",
+        ("properties",),
+    ),
     # The identity retraining jobs run as (infra/components/workspace.py): name, location, tags only.
     "azure-native:managedidentity:UserAssignedIdentity": ArmType(
         "Microsoft.ManagedIdentity/userAssignedIdentities", "{resourceName}"

@@ -2,6 +2,7 @@
 
 - the resource providers a stack needs are checked before anything is created;
 - the code package is uploaded and signed (infra/upload.py);
+- the retrain job's code (model/, lake/) is uploaded to the workspace storage (infra/upload.py);
 - the Event Grid subscription waits for the app's `blobs_extension` key, which exists only once
   the host has started with the blob trigger indexed (Microsoft's Flex blob sample creates the
   subscription after deployment for this reason: Azure-Samples/azure-functions-flex-consumption-
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.archive import CodeArchive
+from infra.archive import CodeArchive, CodeBundle
 from infra.waiting import NotYetError, Waiter
 
 ARM = "https://management.azure.com"
@@ -146,6 +147,14 @@ def refresh_key_vault_references(arm: Arm, waiter: Waiter, site_id: str, setting
 
 
 Uploader = Callable[[str, str, CodeArchive], str]
+CodeUploader = Callable[[str, str, CodeBundle], str]  # (blob endpoint, container, bundle) -> folder URL
+
+
+def offline_code_url(blob_endpoint: str, container: str, bundle: CodeBundle) -> str:
+    """What the offline plan and the tests answer for the code upload: the folder URL, nothing sent."""
+    from infra.upload import code_url
+
+    return code_url(blob_endpoint, container, bundle)
 
 
 @dataclass
@@ -156,13 +165,14 @@ class CloudOps:
     check_providers: Callable[[str, Sequence[str]], None]
     blob_extension_key: Callable[[str, bool], str]  # (site id, wait) -> key
     refresh_references: Callable[[str], str]  # site id -> status
+    upload_code: CodeUploader  # the retrain job's code to the workspace storage
     calls: list[tuple] = field(default_factory=list)
 
 
 def azure_ops() -> CloudOps:
     """The real thing: the deployer's credential (infra/credentials.py) against Resource Manager."""
     from infra.credentials import deployer_credential
-    from infra.upload import upload_with_identity
+    from infra.upload import upload_code_with_identity, upload_with_identity
 
     state: dict[str, Arm] = {}
 
@@ -178,13 +188,17 @@ def azure_ops() -> CloudOps:
             arm(), Waiter(interval=20), site_id, wait
         ),
         refresh_references=lambda site_id: refresh_key_vault_references(arm(), Waiter(interval=20), site_id),
+        upload_code=upload_code_with_identity,
     )
 
 
-def offline_ops(uploader: Uploader, blob_key: str = "mock-blob-key") -> CloudOps:
+def offline_ops(
+    uploader: Uploader, blob_key: str = "mock-blob-key", code_uploader: CodeUploader = offline_code_url
+) -> CloudOps:
     """No network: records what the program asked for (the plan and the tests read `calls`)."""
     ops = CloudOps(
         upload=uploader,
+        upload_code=code_uploader,
         check_providers=lambda *_: None,
         blob_extension_key=lambda *_: blob_key,
         refresh_references=lambda *_: "Resolved",

@@ -1,8 +1,8 @@
 """The Pulumi program: one stack (dev, preprod or prod) built from the components, in dependency order.
 
 resource group -> [network] -> data lake, ML workspace (vault, telemetry, retrain identity), training
-environment -> function app
--> role assignments -> code release (needs the app's storage roles) -> blob events (need the
+environment -> the code container's role assignments -> the retrain job's code (upload, code version)
+-> function app -> role assignments -> code release (needs the app's storage roles) -> blob events (need the
 deployed code's blob extension key) -> alerts
 """
 
@@ -14,7 +14,7 @@ import pulumi
 import pulumi_azure_native.authorization as authorization
 import pulumi_azure_native.resources as resources
 
-from infra.archive import CodeArchive, build_archive
+from infra.archive import CodeArchive, CodeBundle, build_archive, code_bundle
 from infra.cloud import CloudOps
 from infra.components.alerts import Alerts, AlertsArgs, alert_rules
 from infra.components.datalake import DataLake, DataLakeArgs
@@ -25,12 +25,18 @@ from infra.components.privatelink import WORKSPACE_GROUP, WORKSPACE_ZONES, Priva
 from infra.components.rbac import Rbac, RbacArgs
 from infra.components.release import CodeRelease, CodeReleaseArgs
 from infra.components.storage import Firewall
-from infra.components.training import TrainingEnvironment, TrainingEnvironmentArgs
+from infra.components.training import (
+    TrainingCode,
+    TrainingCodeArgs,
+    TrainingEnvironment,
+    TrainingEnvironmentArgs,
+)
 from infra.components.workspace import MlWorkspace, MlWorkspaceArgs
 from infra.config import StackConfig
 from infra.naming import Names
 from infra.providers import required_namespaces
 from infra.roles import (
+    CODE_SCOPE,
     DATA_SCIENTISTS,
     DEPLOYER,
     FUNCTION,
@@ -39,6 +45,7 @@ from infra.roles import (
     RETRAIN_JOB,
     role_matrix,
 )
+from infra.upload import code_url
 from lake.contract import PACKAGE_CONTAINER
 
 
@@ -47,13 +54,17 @@ def _during_up(step: Callable[[], str], preview: str) -> str:
 
 
 def build(
-    cfg: StackConfig, archive: CodeArchive | None = None, ops: CloudOps | None = None
+    cfg: StackConfig,
+    archive: CodeArchive | None = None,
+    ops: CloudOps | None = None,
+    code: CodeBundle | None = None,
 ) -> dict[str, pulumi.Output]:
     """Declare every resource of the stack; return the stack outputs.
 
     `ops` is what `pulumi up` does against Azure besides declaring resources (infra/cloud.py:
-    provider check, package upload, key wait, Key Vault reference refresh); the offline plan and
-    the tests pass `offline_ops()`.
+    provider check, package upload, code upload, key wait, Key Vault reference refresh); the
+    offline plan and the tests pass `offline_ops()`. `code` is the retrain job's code (model/,
+    lake/; infra/archive.py code_bundle by default).
     """
     if ops is None:
         from infra.cloud import azure_ops
@@ -146,6 +157,49 @@ def build(
                 tags=tags,
             ),
         )
+    grants = role_matrix(cfg.environment, publishes_for_scoring=cfg.app.publishes_for_scoring)
+    principals: dict[str, pulumi.Input[str]] = {
+        DATA_SCIENTISTS: cfg.data_scientists_group,
+        ML_ENGINEERS: cfg.ml_engineers_group,
+        DEPLOYER: client.object_id,
+        RETRAIN_JOB: ml.retrain_identity.principal_id,  # the job's user-assigned identity
+    }
+
+    def assign(name: str, selected: list, scopes: dict[str, pulumi.Input[str]]) -> Rbac:
+        return Rbac(
+            name,
+            RbacArgs(
+                grants=selected,
+                principals=dict(principals),
+                principal_types=PRINCIPAL_TYPES | {DEPLOYER: cfg.deployer_principal_type},
+                scopes=scopes,
+                subscription_id=client.subscription_id,
+                environment=cfg.environment,
+            ),
+        )
+
+    # The retrain job's code: the code container's grants first (the deployer writes, the job
+    # reads), then the upload during `up`, then the code version naming the uploaded folder. All
+    # before the app, which is told the code version's id (RETRAIN_CODE_ID).
+    bundle = code or code_bundle()
+    code_rbac = assign(
+        "rbac-code", [g for g in grants if g.scope == CODE_SCOPE], {CODE_SCOPE: ml.code_container.id}
+    )
+    code_uri = pulumi.Output.all(
+        ml.storage.primary_endpoints.blob,
+        ml.code_container.name,
+        *[assignment.id for assignment in code_rbac.assignments],
+    ).apply(lambda v: _during_up(lambda: ops.upload_code(v[0], v[1], bundle), code_url(v[0], v[1], bundle)))
+    training_code = TrainingCode(
+        "ml-training-code",
+        TrainingCodeArgs(
+            workspace_name=ml.workspace.name,
+            resource_group_name=rg,
+            version=bundle.digest,
+            code_uri=code_uri,
+            tags=tags,
+        ),
+    )
     app = FunctionApp(
         "functions",
         FunctionAppArgs(
@@ -163,6 +217,7 @@ def build(
             ml_workspace_id=ml.workspace.id,
             retrain_identity_id=ml.retrain_identity.resource_id,
             retrain_identity_client_id=ml.retrain_identity.client_id,
+            retrain_code_id=training_code.code.id,
             settings=cfg.app,
             max_instances=cfg.sizing.max_instances,
             instance_memory_mb=cfg.sizing.instance_memory_mb,
@@ -182,23 +237,8 @@ def build(
     }
     scopes |= {f"container:{n}": c.id for n, c in lake.containers.items()}
     scopes |= {f"queue:{n}": q.id for n, q in lake.queues.items()}
-    rbac = Rbac(
-        "rbac",
-        RbacArgs(
-            grants=role_matrix(cfg.environment, publishes_for_scoring=cfg.app.publishes_for_scoring),
-            principals={
-                DATA_SCIENTISTS: cfg.data_scientists_group,
-                ML_ENGINEERS: cfg.ml_engineers_group,
-                FUNCTION: app.principal_id,
-                DEPLOYER: client.object_id,
-                RETRAIN_JOB: ml.retrain_identity.principal_id,  # the job's user-assigned identity
-            },
-            principal_types=PRINCIPAL_TYPES | {DEPLOYER: cfg.deployer_principal_type},
-            scopes=scopes,
-            subscription_id=client.subscription_id,
-            environment=cfg.environment,
-        ),
-    )
+    principals[FUNCTION] = app.principal_id
+    rbac = assign("rbac", [g for g in grants if g.scope != CODE_SCOPE], scopes)
 
     release = CodeRelease(
         "release",
@@ -264,6 +304,7 @@ def build(
         "keyVaultUri": ml.vault.properties.vault_uri,
         "mlWorkspace": ml.workspace.name,
         "trainingEnvironment": training.environment.id,
+        "trainingCode": training_code.code.id,
         "codePackage": release.package_uri,
         "keyVaultReferences": references,
         "resourceProviders": pulumi.Output.from_input(", ".join(namespaces)),

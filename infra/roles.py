@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from lake.contract import (
+    CODE_CONTAINER,
     EXPORTS_CONTAINER,
     LAKE_QUEUES,
     MODELS_CONTAINER,
@@ -74,7 +75,8 @@ PRINCIPAL_TYPES = {
     FUNCTION: "ServicePrincipal",
     RETRAIN_JOB: "ServicePrincipal",
 }
-
+# The workspace storage's code container (the retrain job's code asset, infra/upload.py).
+CODE_SCOPE = f"ml-container:{CODE_CONTAINER}"
 
 _ASSIGNMENT_NAMESPACE = uuid.UUID("5f0c6d1e-9b7a-4c3e-8f2d-1a6b4e9c7d30")
 
@@ -154,6 +156,13 @@ def retrain_job_grants() -> list[Grant]:
       learn.microsoft.com/azure/machine-learning/how-to-disable-local-auth-storage; role
       definitions: learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage).
     - `monitoring` and the rest of the lake: nothing (the job reads no monitoring output).
+    - `code` on the workspace storage: read the code asset (model/, lake/) the job runs. Which
+      identity fetches a code asset for a serverless job is not spelled out by Microsoft; what is
+      said is that "the Azure Machine Learning service uses a managed identity to access the
+      storage account - for example, when running a training job as the managed identity"
+      (how-to-disable-local-auth-storage, introduction). So the job's identity gets read on that
+      one container; if the service fetches the snapshot as the workspace's identity instead,
+      that identity needs the same grant (not confirmed against a live workspace).
 
     RETRAIN_JOB is the user-assigned identity the MlWorkspace component declares and attaches to
     the workspace (infra/components/workspace.py); the job names it (functions/retrain/azureml.py).
@@ -161,6 +170,7 @@ def retrain_job_grants() -> list[Grant]:
     return [
         Grant(RETRAIN_JOB, "Storage Blob Data Reader", f"container:{EXPORTS_CONTAINER}"),
         Grant(RETRAIN_JOB, "Storage Blob Data Contributor", f"container:{MODELS_CONTAINER}"),
+        Grant(RETRAIN_JOB, "Storage Blob Data Reader", CODE_SCOPE),
     ]
 
 
@@ -190,10 +200,12 @@ def people_grants(environment: str) -> list[Grant]:
 
 def deployer_grants() -> list[Grant]:
     """`pulumi up` uploads the code package with its own identity (no keys): write on that container,
-    and the right to sign a user-delegation SAS (read access is still cut to that container)."""
+    and the right to sign a user-delegation SAS (read access is still cut to that container); and
+    the retrain job's code to the workspace storage's code container (write there only)."""
     return [
         Grant(DEPLOYER, "Storage Blob Data Contributor", f"host-container:{PACKAGE_CONTAINER}"),
         Grant(DEPLOYER, "Storage Blob Delegator", "host-storage"),
+        Grant(DEPLOYER, "Storage Blob Data Contributor", CODE_SCOPE),
     ]
 
 

@@ -42,6 +42,7 @@ NAME_INPUTS = {
     "azure-native:applicationinsights:Component": "resourceName",
     "azure-native:machinelearningservices:Workspace": "workspaceName",
     "azure-native:machinelearningservices:EnvironmentVersion": "name",
+    "azure-native:machinelearningservices:CodeVersion": "name",
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "azure-native:web:AppServicePlan": "name",
     "azure-native:web:WebApp": "name",
@@ -73,6 +74,9 @@ PROVIDER_PATHS = {
     ),
     "azure-native:machinelearningservices:EnvironmentVersion": (
         "Microsoft.MachineLearningServices/workspaces/{workspaceName}/environments/{name}/versions/{version}"
+    ),
+    "azure-native:machinelearningservices:CodeVersion": (
+        "Microsoft.MachineLearningServices/workspaces/{workspaceName}/codes/{name}/versions/{version}"
     ),
     "azure-native:managedidentity:UserAssignedIdentity": (
         "Microsoft.ManagedIdentity/userAssignedIdentities/{resourceName}"

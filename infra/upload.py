@@ -1,4 +1,5 @@
-"""Upload the code archive to the Functions host storage with Entra ID, and sign a read-only URL.
+"""Upload the code archive to the Functions host storage with Entra ID, and sign a read-only URL;
+upload the retrain job's code folder (model/, lake/) to the workspace storage the same way.
 
 pulumi-azure-native's `storage.Blob` signs its requests with the account key (its PR 3719), which
 a keyless account refuses, so the program uploads the package itself, during `pulumi up` only,
@@ -16,6 +17,7 @@ an app setting; the deployment template that carries it is a Pulumi secret.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,9 +34,9 @@ from azure.storage.blob import (
     generate_blob_sas,
 )
 
-from infra.archive import CodeArchive
+from infra.archive import CodeArchive, CodeBundle
 from infra.waiting import ROLE_PROPAGATION_SECONDS, NotYetError, Waiter
-from lake.contract import PACKAGE_CONTAINER
+from lake.contract import CODE_CONTAINER, PACKAGE_CONTAINER
 
 log = logging.getLogger(__name__)
 SAS_LIFETIME = dt.timedelta(hours=1)  # One Deploy reads the package when the deployment starts
@@ -43,6 +45,11 @@ NEXT_STEP = (
     f"The deployer's grants on the host storage (Storage Blob Data Contributor on {PACKAGE_CONTAINER}, "
     "Storage Blob Delegator on the account) exist but have not reached the storage service yet: "
     "run `pulumi up` again in a few minutes."
+)
+
+CODE_NEXT_STEP = (
+    f"The deployer's grant on the workspace storage (Storage Blob Data Contributor on {CODE_CONTAINER}) "
+    "exists but has not reached the storage service yet: run `pulumi up` again in a few minutes."
 )
 
 
@@ -154,3 +161,67 @@ def upload_with_identity(account_blob_endpoint: str, container_name: str, archiv
     return sign_package_url(
         BlobServiceClient(account_blob_endpoint, credential=credential), url, progress=_pulumi_log
     )
+
+
+def code_url(blob_endpoint: str, container: str, bundle: CodeBundle) -> str:
+    """The folder the code asset names (`codeUri`): `<endpoint><container>/<sha16>/`."""
+    return f"{blob_endpoint}{container}/{bundle.digest}/"
+
+
+def upload_folder(
+    container: ContainerClient,
+    bundle: CodeBundle,
+    wait_seconds: float = ROLE_PROPAGATION_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[str], None] = log.warning,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """Put every file of `bundle` under `<sha16>/` in `container`, create-only; return the folder URL.
+
+    The same rules as `upload_archive`: a blob already there must carry the same sha256 (a re-run
+    is a no-op, a clash is PackageConflictError), and 403 is retried while the grant propagates.
+    Files already uploaded by an earlier try are kept, so a retry continues where it stopped.
+    """
+    done: set[str] = set()
+
+    def attempt() -> str:
+        for name in bundle.files:
+            if name in done:
+                continue
+            blob_name = f"{bundle.digest}/{name}"
+            blob = container.get_blob_client(blob_name)
+            data = (bundle.root / name).read_bytes()
+            sha256 = hashlib.sha256(data).hexdigest()
+            try:
+                blob.upload_blob(
+                    data,
+                    overwrite=False,
+                    metadata={"sha256": sha256},
+                    content_settings=ContentSettings(content_type="text/x-python"),
+                )
+            except ResourceExistsError:
+                existing = (blob.get_blob_properties().metadata or {}).get("sha256")
+                if existing != sha256:
+                    raise PackageConflictError(
+                        f"{blob_name} already exists with sha256 {existing}, not {sha256}"
+                    ) from None
+            except HttpResponseError as exc:
+                if not _forbidden(exc):
+                    raise
+                raise NotYetError(f"403 from {container.url}: role assignment propagating") from None
+            done.add(name)
+        log.info("code %s: %d files in %s", bundle.digest, len(bundle.files), container.url)
+        return f"{container.url.rstrip('/')}/{bundle.digest}/"
+
+    waiter = Waiter(seconds=wait_seconds, interval=10, progress=progress, clock=clock, sleep=sleep)
+    return waiter.until(f"upload of code {bundle.digest}", attempt, CODE_NEXT_STEP)
+
+
+def upload_code_with_identity(account_blob_endpoint: str, container_name: str, bundle: CodeBundle) -> str:
+    """The cloud path: upload the retrain job's code with the deployer's identity (no SAS: Azure ML
+    reads it with its own identity)."""
+    from infra.credentials import deployer_credential
+    from infra.waiting import _pulumi_log
+
+    container = ContainerClient(account_blob_endpoint, container_name, credential=deployer_credential())
+    return upload_folder(container, bundle, progress=_pulumi_log)

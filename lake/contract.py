@@ -43,6 +43,8 @@ LAKE_QUEUES = (SCORING_SHARDS_QUEUE, poison_queue(SCORING_SHARDS_QUEUE), BLOB_TR
 # Flex Consumption deployment package.
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 PACKAGE_CONTAINER = "app-package"
+# The Azure ML workspace storage: the retrain job's code asset (model/ and lake/, infra/upload.py).
+CODE_CONTAINER = "code"
 
 # The connection prefix of the data lake, as in the blob trigger's `connection=` argument.
 DATA_LAKE = "DataLake"

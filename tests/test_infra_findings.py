@@ -135,6 +135,8 @@ def test_deployment_storage_names_the_container_resource_output() -> None:
                 retrain_identity_id="/subscriptions/s/resourceGroups/rg-unit/providers/"
                 "Microsoft.ManagedIdentity/userAssignedIdentities/id-unit-retrain-dev",
                 retrain_identity_client_id="00000000-0000-4000-8000-00000000dddd",
+                retrain_code_id="/subscriptions/s/resourceGroups/rg-unit/providers/"
+                "Microsoft.MachineLearningServices/workspaces/mlw-unit/codes/bank-marketing-code/versions/0",
                 settings=default_app_settings(),
                 max_instances=40,
                 instance_memory_mb=2048,

@@ -16,7 +16,7 @@ from infra.components.datalake import DataLake, DataLakeArgs
 from infra.components.rbac import Rbac, RbacArgs
 from infra.package import REPO_ROOT
 from infra.program import build
-from infra.roles import PRINCIPAL_TYPES, RETRAIN_JOB, ROLE_IDS, retrain_job_grants
+from infra.roles import CODE_SCOPE, PRINCIPAL_TYPES, RETRAIN_JOB, ROLE_IDS, retrain_job_grants
 from infra.synth import (
     DEPLOYER_ID,
     SECRET_PLACEHOLDER,
@@ -25,7 +25,7 @@ from infra.synth import (
     stack_config,
     synthesize,
 )
-from lake.contract import EXPORTS_CONTAINER, MODELS_CONTAINER
+from lake.contract import CODE_CONTAINER, EXPORTS_CONTAINER, MODELS_CONTAINER
 from tests.infra_support import STACKS, by_type, stack
 
 # The built-in role definition ids, the same in every tenant. Sources, per role:
@@ -75,12 +75,17 @@ FUNCTION_GRANTS = {
 DEPLOYER_GRANTS = {
     ("deployer", "Storage Blob Data Contributor", "fn/containers/app-package"),
     ("deployer", "Storage Blob Delegator", "fn"),
+    # the retrain job's code asset (model/, lake/), uploaded by `pulumi up` (infra/upload.py)
+    ("deployer", "Storage Blob Data Contributor", "ml/containers/code"),
 }
 # The retrain job's user-assigned identity: read the exports it mounts, write the registry
 # (infra/roles.py retrain_job_grants), in every stack.
 RETRAIN_JOB_GRANTS = {
     ("retrain-job", "Storage Blob Data Reader", "dl/containers/exports"),
     ("retrain-job", "Storage Blob Data Contributor", "dl/containers/models"),
+    # the code asset the job runs (infra/roles.py retrain_job_grants: which identity Azure ML
+    # fetches it with is not confirmed, so the job's identity can read it)
+    ("retrain-job", "Storage Blob Data Reader", "ml/containers/code"),
 }
 PEOPLE_GRANTS = {
     "dev": {
@@ -192,13 +197,14 @@ def test_retraining_adds_exactly_the_job_submission_to_the_function(name: str) -
     assert not {row for row in function if row[1] == "ml" or row[1].startswith("ml/")}
 
 
-def test_retrain_job_identity_reads_exports_and_writes_models_only() -> None:
+def test_retrain_job_identity_reads_exports_and_code_and_writes_models_only() -> None:
     grants = retrain_job_grants()
     assert {(g.principal, g.role, g.scope) for g in grants} == {
         (RETRAIN_JOB, "Storage Blob Data Reader", f"container:{EXPORTS_CONTAINER}"),
         (RETRAIN_JOB, "Storage Blob Data Contributor", f"container:{MODELS_CONTAINER}"),
+        (RETRAIN_JOB, "Storage Blob Data Reader", CODE_SCOPE),
     }
-    assert len(grants) == 2  # no duplicates, nothing on monitoring, the account or the workspace
+    assert len(grants) == 3  # no duplicates, nothing on monitoring, the account or the workspace
     assert PRINCIPAL_TYPES[RETRAIN_JOB] == "ServicePrincipal"  # a managed identity
     # Every stack grants them to the identity it declares, and nothing else to that identity.
     for name in STACKS:
@@ -242,7 +248,7 @@ def test_the_retrain_job_assignment_names_its_identity_and_the_models_container(
         rbac = Rbac(
             "rbac",
             RbacArgs(
-                grants=retrain_job_grants(),
+                grants=[g for g in retrain_job_grants() if g.scope != CODE_SCOPE],  # the lake's
                 principals={RETRAIN_JOB: principal},
                 principal_types=PRINCIPAL_TYPES,
                 scopes={f"container:{n}": c.id for n, c in lake.containers.items()},
@@ -293,7 +299,7 @@ def test_every_expected_resource_exists(name: str) -> None:
         "resources:ResourceGroup": 1,
         "storage:StorageAccount": 3,
         "storage:BlobServiceProperties": 1,
-        "storage:BlobContainer": 7,  # the six of the storage contract + app-package
+        "storage:BlobContainer": 8,  # the six of the storage contract + app-package + code
         "storage:Queue": 3,
         "keyvault:Vault": 1,
         "keyvault:Secret": 1,
@@ -301,6 +307,7 @@ def test_every_expected_resource_exists(name: str) -> None:
         "applicationinsights:Component": 1,
         "machinelearningservices:Workspace": 1,
         "machinelearningservices:EnvironmentVersion": 1,  # the retrain job's (training.py)
+        "machinelearningservices:CodeVersion": 1,  # the retrain job's code (training.py)
         "managedidentity:UserAssignedIdentity": 1,  # the retrain job's (workspace.py)
         "web:AppServicePlan": 1,
         "web:WebApp": 1,
@@ -326,12 +333,14 @@ def test_every_expected_resource_exists(name: str) -> None:
         "models",
         "monitoring",
         "app-package",
+        CODE_CONTAINER,
     }
     components = {r.type for r in synthesis.resources if r.type.startswith("mlops:azure:")}
     expected = {
         "DataLake",
         "MlWorkspace",
         "TrainingEnvironment",
+        "TrainingCode",
         "FunctionApp",
         "Rbac",
         "CodeRelease",
@@ -490,9 +499,16 @@ def test_the_retrain_identity_is_attached_granted_and_named_to_the_app(name: str
         f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/"
         f"Microsoft.Storage/storageAccounts/{lake}/blobServices/default/containers"
     )
+    ml_storage = next(
+        a.azure_name
+        for a in by_type(synthesis, "storage:StorageAccount")
+        if a.inputs["tags"]["purpose"] == "ml-workspace"
+    )
+    code = containers.replace(f"/storageAccounts/{lake}/", f"/storageAccounts/{ml_storage}/")
     assert sorted((ROLE[a["roleDefinitionId"].rsplit("/", 1)[-1]], a["scope"]) for a in mine) == [
         ("Storage Blob Data Contributor", f"{containers}/{MODELS_CONTAINER}"),
         ("Storage Blob Data Reader", f"{containers}/{EXPORTS_CONTAINER}"),
+        ("Storage Blob Data Reader", f"{code}/{CODE_CONTAINER}"),
     ]
     assert {a["principalType"] for a in mine} == {"ServicePrincipal"}
 
@@ -600,7 +616,11 @@ def _app_settings(synthesis) -> dict[str, str]:
 
 
 def _submitted_environment_id(settings: dict[str, str]) -> str:
-    """The `environmentId` the monitor PUTs (functions/retrain/request.py submit_azureml), sent to
+    return _submitted_job(settings)["environmentId"]
+
+
+def _submitted_job(settings: dict[str, str]) -> dict:
+    """The job properties the monitor PUTs (functions/retrain/request.py submit_azureml), sent to
     a loopback server instead of ARM."""
     import datetime as dt
     import json
@@ -626,7 +646,7 @@ def _submitted_environment_id(settings: dict[str, str]) -> str:
     with loopback_server(Handler) as base:
         day, evaluated = dt.date(2024, 5, 1), dt.date(2024, 5, 2)
         submit_azureml(loaded, {"fired": ["schedule"]}, day, evaluated, lambda: "t", base)
-    return seen[0]["properties"]["environmentId"]
+    return seen[0]["properties"]
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -667,3 +687,73 @@ def test_the_environment_follows_the_stacks_retrain_environment_setting() -> Non
     assert _submitted_environment_id(_app_settings(synthesis)).endswith(
         "/environments/bank-marketing-train/versions/7"
     )
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_the_code_asset_is_the_uploaded_folder_and_the_one_the_job_names(name: str) -> None:
+    """The code version exists in the stack's workspace, named by a 16-hex content hash, pointing
+    at that folder of the workspace storage's code container; the app is told its id and the
+    monitor's job sends it as `codeId`."""
+    from infra.archive import code_bundle
+
+    synthesis = stack(name)
+    (code,) = by_type(synthesis, "machinelearningservices:CodeVersion")
+    (workspace,) = by_type(synthesis, "machinelearningservices:Workspace")
+    ml_storage = next(
+        a.azure_name
+        for a in by_type(synthesis, "storage:StorageAccount")
+        if a.inputs["tags"]["purpose"] == "ml-workspace"
+    )
+    group = synthesis.outputs["resourceGroup"]
+    assert code.inputs["workspaceName"] == workspace.azure_name
+    assert code.inputs["resourceGroupName"] == group
+    assert code.inputs["name"] == "bank-marketing-code"
+    version = code.inputs["version"]
+    assert re.fullmatch(r"[0-9a-f]{16}", version)
+    assert version == code_bundle().digest  # the hash of model/ and lake/ as they are now
+    uri = f"https://{ml_storage}.blob.core.windows.net/{CODE_CONTAINER}/{version}/"
+    assert code.inputs["properties"]["codeUri"] == uri
+    code_id = synthesis.outputs["trainingCode"]
+    assert code_id == (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{workspace.azure_name}"
+        f"/codes/bank-marketing-code/versions/{version}"
+    )
+    settings = _app_settings(synthesis)
+    assert settings["RETRAIN_CODE_ID"] == code_id
+    assert load_settings({**settings, "DB_CONNECTION_STRING": "-"}).retraining.code_id == code_id
+    job = _submitted_job(settings)
+    assert job["codeId"] == code_id
+    assert job["environmentId"] == synthesis.outputs["trainingEnvironment"]
+
+
+def test_the_code_is_uploaded_during_up_after_its_grants_and_named_by_the_code_version() -> None:
+    """`pulumi up` uploads the folder once the code container's two grants are declared; the code
+    version names the folder the uploader answered."""
+    from infra.cloud import offline_ops
+    from infra.components.release import package_url
+    from infra.synth import code_archive
+
+    uploads: list[tuple] = []
+    mocks = RecordingMocks()
+
+    def upload_code(endpoint: str, container: str, bundle) -> str:
+        granted = [
+            r for r in mocks.resources if r.type == "azure-native:authorization:RoleAssignment"
+            and r.inputs["scope"].endswith(f"/containers/{CODE_CONTAINER}")
+        ]  # fmt: skip
+        uploads.append((endpoint, container, bundle.digest, len(granted)))
+        return f"{endpoint}{container}/{bundle.digest}/"
+
+    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="dev", preview=False)
+    db_key = f"{config.PROJECT}:dbConnectionString"
+    pulumi.runtime.set_all_config(stack_config("dev") | {db_key: "Driver=x"}, secret_keys=[db_key])
+    ops = offline_ops(package_url, code_uploader=upload_code)
+    pulumi.runtime.test(
+        lambda: pulumi.Output.all(**build(config.load(), code_archive(), ops=ops)).apply(lambda _: None)
+    )()
+    ((endpoint, container, digest, granted),) = uploads
+    assert container == CODE_CONTAINER and endpoint.endswith(".blob.core.windows.net/")
+    assert granted == 2  # the deployer's write and the job's read exist before the upload
+    (code,) = [r for r in mocks.resources if r.type == "azure-native:machinelearningservices:CodeVersion"]
+    assert code.inputs["properties"]["codeUri"] == f"{endpoint}{container}/{digest}/"

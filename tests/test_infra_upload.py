@@ -3,6 +3,7 @@ during `pulumi up`, after the role assignments, with the URL the One Deploy depl
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -11,12 +12,12 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from infra import config
-from infra.archive import CodeArchive, zip_folder
+from infra.archive import CodeArchive, CodeBundle, code_bundle, code_files, zip_folder
 from infra.cloud import offline_ops
 from infra.naming import Names
 from infra.program import build
 from infra.synth import RecordingMocks, code_archive, stack_config
-from infra.upload import PackageConflictError, upload_archive
+from infra.upload import PackageConflictError, upload_archive, upload_folder
 from infra.waiting import WaitTimeoutError
 
 
@@ -126,3 +127,98 @@ def test_pulumi_up_uploads_after_the_role_assignments(package_container: Contain
         deployment.inputs["properties"]["template"]["resources"][0]["properties"]["packageUri"]
         == f"{package_container.url}/{code_archive().blob_name}"
     )
+
+
+# --- the retrain job's code (model/, lake/) as a folder of the workspace storage ------------------
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_code_files_leave_out_caches_compiled_files_and_tests(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "model/__init__.py": "",
+            "model/train.py": "x = 1\n",
+            "model/registry/store.py": "y = 2\n",
+            "model/__pycache__/train.cpython-311.pyc": "bytecode",
+            "model/stray.pyc": "bytecode",
+            "model/tests/test_train.py": "def test(): ...\n",
+            "model/test_local.py": "def test(): ...\n",
+            "lake/contract.py": "A = 'a'\n",
+            "functions/app.py": "not part of the job\n",
+        },
+    )
+    assert code_files(root) == (
+        "lake/contract.py",
+        "model/__init__.py",
+        "model/registry/store.py",
+        "model/train.py",
+    )
+
+
+def test_the_code_hash_is_deterministic_and_follows_every_byte_and_name(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"model/a.py": "a = 1\n", "lake/b.py": "b = 2\n"})
+    first = code_bundle(root)
+    assert re.fullmatch(r"[0-9a-f]{16}", first.digest) and first.digest == first.sha256[:16]
+    assert code_bundle(root) == first  # same tree, same hash
+    (root / "model" / "__pycache__").mkdir()
+    (root / "model" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    assert code_bundle(root).digest == first.digest  # caches do not count
+    (root / "model" / "a.py").write_text("a = 2\n")
+    changed = code_bundle(root)
+    assert changed.digest != first.digest  # a changed byte is a new version
+    (root / "model" / "a.py").rename(root / "model" / "c.py")
+    assert code_bundle(root).digest not in {first.digest, changed.digest}  # so is a renamed file
+
+
+def test_the_repositorys_code_bundle_is_model_and_lake_only() -> None:
+    bundle = code_bundle()
+    assert bundle.files and {f.split("/", 1)[0] for f in bundle.files} == {"model", "lake"}
+    assert "lake/contract.py" in bundle.files and "model/__main__.py" in bundle.files
+    assert not [f for f in bundle.files if "__pycache__" in f or f.endswith(".pyc")]
+
+
+@pytest.mark.integration
+def test_the_code_folder_upload_is_create_only_and_idempotent(
+    package_container: ContainerClient, tmp_path: Path
+) -> None:
+    bundle = code_bundle(_tree(tmp_path, {"model/a.py": "a = 1\n", "lake/b.py": "b = 2\n"}))
+    url = upload_folder(package_container, bundle)
+    assert url == f"{package_container.url}/{bundle.digest}/"
+    names = sorted(b.name for b in package_container.list_blobs())
+    assert names == [f"{bundle.digest}/lake/b.py", f"{bundle.digest}/model/a.py"]
+    blob = package_container.get_blob_client(f"{bundle.digest}/model/a.py")
+    assert blob.download_blob().readall() == b"a = 1\n"
+    etag = blob.get_blob_properties().etag
+    assert upload_folder(package_container, bundle) == url  # a re-run is a no-op
+    assert blob.get_blob_properties().etag == etag
+    tampered = CodeBundle(_tree(tmp_path / "other", {"model/a.py": "evil\n"}), ("model/a.py",), bundle.sha256)
+    with pytest.raises(PackageConflictError, match="already exists with sha256"):
+        upload_folder(package_container, tampered)
+    assert blob.download_blob().readall() == b"a = 1\n"
+
+
+@pytest.mark.integration
+def test_a_forbidden_code_upload_waits_for_the_role_then_names_the_next_step(
+    azurite, package_container: ContainerClient, tmp_path: Path
+) -> None:
+    wrong_key = azurite.connection_string.replace("AccountKey=", "AccountKey=AAAA")
+    denied = BlobServiceClient.from_connection_string(wrong_key).get_container_client(
+        package_container.container_name
+    )
+    naps: list[float] = []
+    with pytest.raises(WaitTimeoutError, match="run `pulumi up` again") as raised:
+        upload_folder(
+            denied,
+            code_bundle(_tree(tmp_path, {"model/a.py": "a = 1\n"})),
+            sleep=naps.append,
+            progress=lambda _: None,
+            clock=lambda: sum(naps),
+        )
+    assert "403" in str(raised.value) and "code" in str(raised.value)
+    assert 600 <= sum(naps) <= 660
+    assert list(package_container.list_blobs()) == []

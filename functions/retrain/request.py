@@ -75,6 +75,7 @@ def submit_azureml(
         instance_type=settings.retraining.instance_type,
         identity_client_id=settings.retraining.job_client_id or None,
         identity_resource_id=settings.retraining.job_identity or None,
+        code_id=settings.retraining.code_id or None,
     )
     workspace = parse_workspace(settings.retraining.workspace)
     job_id = azureml.job_id(settings.model_name, evaluated)

@@ -79,6 +79,7 @@ class RetrainingSettings:
     instance_type: str
     job_identity: str = ""  # the job's user-assigned identity: resource id ("" names none)
     job_client_id: str = ""  # and its client id (AZURE_CLIENT_ID in the job)
+    code_id: str = ""  # the code asset's resource id (the job's `codeId`; "" names none)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def _retraining(env: Mapping[str, str]) -> RetrainingSettings:
         instance_type=_read(env, "RETRAIN_INSTANCE_TYPE"),
         job_identity=_read(env, "RETRAIN_JOB_IDENTITY"),
         job_client_id=_read(env, "RETRAIN_JOB_CLIENT_ID"),
+        code_id=_read(env, "RETRAIN_CODE_ID"),
     )
     if retraining.runner == "azureml" and not retraining.workspace:
         raise SettingsError("setting RETRAIN_WORKSPACE is required when RETRAIN_RUNNER=azureml")

@@ -67,6 +67,14 @@ RETRAINING: tuple[Setting, ...] = (
         cloud=Cloud.RESOURCE,
     ),
     Setting(
+        "RETRAIN_CODE_ID",
+        Kind.TEXT,
+        "the resource id of the Azure ML code asset (the project's model/ and lake/) the job runs "
+        "(`codeId`); empty: the job names no code asset",
+        default="",
+        cloud=Cloud.RESOURCE,
+    ),
+    Setting(
         "RETRAIN_ENVIRONMENT",
         Kind.TEXT,
         "the Azure ML environment `name:version` the job runs in (built from the project's requirements.txt)",

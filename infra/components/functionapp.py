@@ -39,6 +39,7 @@ class FunctionAppArgs:
     # and client id (RETRAIN_JOB_CLIENT_ID), from MlWorkspace.retrain_identity.
     retrain_identity_id: pulumi.Input[str]
     retrain_identity_client_id: pulumi.Input[str]
+    retrain_code_id: pulumi.Input[str]  # the job's code asset (TrainingCode's code version id)
     settings: AppSettings
     max_instances: int
     instance_memory_mb: int
@@ -77,6 +78,7 @@ def app_settings(
         "RETRAIN_WORKSPACE": args.ml_workspace_id,
         "RETRAIN_JOB_IDENTITY": args.retrain_identity_id,
         "RETRAIN_JOB_CLIENT_ID": args.retrain_identity_client_id,
+        "RETRAIN_CODE_ID": args.retrain_code_id,
         **args.settings.values,  # the stack's values of the settings catalog (infra/config.py)
     }
 

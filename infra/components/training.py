@@ -15,6 +15,12 @@ environment-versions/create-or-update, EnvironmentVersionProperties `image`, `co
 packages only, with the bounds the developers' venv is tested with, so the job cannot drift from
 what the tests ran.
 
+The job's code is a code asset (TrainingCode): a folder of the workspace storage's `code`
+container holding model/ and lake/, registered as a code version named by the folder's content
+hash ("Code Versions - Create Or Update", learn.microsoft.com/rest/api/azureml/code-versions/
+create-or-update, CodeVersionProperties `codeUri`). The job names it by `codeId`
+(functions/retrain/azureml.py), from the app setting RETRAIN_CODE_ID.
+
 pulumi-azure-native 3.x names the body `properties` (EnvironmentVersionPropertiesArgs: `image`,
 `conda_file`, `os_type`, ...); 2.x called it `environment_version_properties`.
 """
@@ -37,6 +43,7 @@ from infra.package import REPO_ROOT
 # docs and examples pair with a conda file (AzureML-Containers, base/cpu/openmpi4.1.0-ubuntu22.04).
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 OS_TYPE = "Linux"
+CODE_ASSET = "bank-marketing-code"  # the code asset's name; its version is the content hash
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 # What `python -m model retrain` imports (model/, lake/): training, export to ONNX and its check,
 # the CSV reader, the report, the MLflow log, the lake through an identity. scipy comes with
@@ -163,3 +170,36 @@ class TrainingEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"environment_id": self.environment.id})
+
+
+@dataclass(frozen=True)
+class TrainingCodeArgs:
+    workspace_name: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    version: str  # the uploaded folder's content hash (infra/archive.py CodeBundle.digest)
+    code_uri: pulumi.Input[str]  # the folder's URL, an output of the upload: registered after it
+    tags: dict[str, str]
+
+
+class TrainingCode(pulumi.ComponentResource):
+    """The code asset the retrain job runs: model/ and lake/ at one content version."""
+
+    code: ml.CodeVersion
+
+    def __init__(self, name: str, args: TrainingCodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:azure:TrainingCode", name, None, opts)
+        # A new content hash is a new version (a new resource): a past job keeps naming the code it ran.
+        self.code = ml.CodeVersion(
+            f"{name}-code",
+            name=CODE_ASSET,
+            version=args.version,
+            workspace_name=args.workspace_name,
+            resource_group_name=args.resource_group_name,
+            properties=ml.CodeVersionPropertiesArgs(
+                code_uri=args.code_uri,
+                description="python -m model retrain: the repository's model/ and lake/ packages",
+                tags=args.tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"code_id": self.code.id})

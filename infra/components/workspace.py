@@ -6,6 +6,9 @@ managed identity attached to the workspace ("Model training on serverless comput
 support, learn.microsoft.com/azure/machine-learning/how-to-use-serverless-compute). The workspace
 keeps its system-assigned identity for itself ("SystemAssigned,UserAssigned") and names no
 primary user-assigned identity, so the workspace itself keeps acting as its system identity.
+
+The workspace storage also holds the `code` container: the retrain job's code asset (model/ and
+lake/, uploaded by `pulumi up`, infra/upload.py; registered by TrainingCode, training.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pulumi_azure_native.machinelearningservices as ml
 import pulumi_azure_native.managedidentity as managedidentity
 import pulumi_azure_native.operationalinsights as logs
 
-from infra.components.storage import Firewall, secure_account
+from infra.components.storage import Firewall, private_container, secure_account
+from lake.contract import CODE_CONTAINER
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,13 @@ class MlWorkspace(pulumi.ComponentResource):
             purpose="ml-workspace",
             tags=args.tags,
             firewall=args.firewall,
+            parent=self,
+        )
+        self.code_container = private_container(
+            f"{name}-code-container",
+            account=self.storage,
+            container_name=CODE_CONTAINER,
+            resource_group_name=args.resource_group_name,
             parent=self,
         )
         identity = managedidentity.UserAssignedIdentity(
