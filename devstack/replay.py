@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 
 from devstack.bank_rows import CLIENT_COLUMNS, read_bank_rows
 from devstack.local_settings import LOCAL_DIR
-from functions.monitor.job import quality_documents
+from functions.monitor.job import baselines, quality_documents
 from functions.monitor.sources import streak
 from lake.paths import drift_path, estimate_path, quality_path, retrain_verdict_path
 from model import DEFAULT_MODEL_NAME
@@ -45,7 +45,7 @@ from model.monitoring import triggers
 from model.monitoring.batch import BatchCounts
 from model.monitoring.collect import collect
 from model.monitoring.dashboard import render_dashboard
-from model.registry import FolderStore, Registry, RegistryError
+from model.registry import FolderStore, Registry
 from model.retrain import RetrainConfig, retrain
 from model.train import TrainConfig, train
 
@@ -153,18 +153,10 @@ class Replay:
     ) -> tuple[str, triggers.Verdict]:
         """Quality per month from the outcomes that arrived, and the retraining verdict."""
 
-        def baseline(versions: set[str]) -> dict[str, float | None]:
-            found: dict[str, float | None] = {}
-            for version in versions:
-                try:
-                    value = self.registry.show(self.name, version)["metrics"]["validation"]["roc_auc"]
-                except (RegistryError, KeyError):
-                    value = None
-                found[version] = value
-            return found
-
         predictions = pd.concat(self.predictions, ignore_index=True)
-        documents = quality_documents(predictions, outcomes, PERIOD, baseline)
+        documents = quality_documents(
+            predictions, outcomes, PERIOD, lambda versions: baselines(self.registry, self.name, versions)
+        )
         for (_, period), document in documents.items():
             _write(
                 self.monitoring, quality_path(self.name, period), document | {"computed_at": now.isoformat()}
