@@ -251,19 +251,30 @@ def code_archive() -> CodeArchive:
     return build_archive()
 
 
+def mock_stack(
+    stack: str, overrides: dict[str, str] | None = None, *, preview: bool = False
+) -> RecordingMocks:
+    """Point Pulumi's mock runtime at `stack`: its stack file, a placeholder for the encrypted
+    database connection string (marked secret, as the CLI would), then `overrides` (keys without
+    the project prefix); `preview` as `pulumi preview` runs it. Returns the mocks, which record
+    every resource the program registers."""
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=preview)
+    values = stack_config(stack)
+    secret_key = f"{config.PROJECT}:dbConnectionString"
+    values.setdefault(secret_key, SECRET_PLACEHOLDER)
+    values |= {f"{config.PROJECT}:{k}": v for k, v in (overrides or {}).items()}
+    pulumi.runtime.set_all_config(values, secret_keys=[secret_key])
+    return mocks
+
+
 def synthesize(
     stack: str,
     overrides: dict[str, str] | None = None,
     archive: CodeArchive | None = None,
 ) -> Synthesis:
     """Build `stack` under mocks with its stack file (plus `overrides`, keys without the project prefix)."""
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False)
-    values = stack_config(stack)
-    secret_key = f"{config.PROJECT}:dbConnectionString"
-    values.setdefault(secret_key, SECRET_PLACEHOLDER)
-    values |= {f"{config.PROJECT}:{k}": v for k, v in (overrides or {}).items()}
-    pulumi.runtime.set_all_config(values, secret_keys=[secret_key])
+    mocks = mock_stack(stack, overrides)
     result = Synthesis(stack)
 
     from infra.cloud import offline_ops

@@ -19,7 +19,13 @@ from azure.storage.blob import UserDelegationKey
 from infra import cloud, config, credentials, providers
 from infra.package import REPO_ROOT
 from infra.program import build
-from infra.synth import SUBSCRIPTION, RecordingMocks, code_archive, stack_config, synthesize
+from infra.synth import (
+    SECRET_PLACEHOLDER,
+    SUBSCRIPTION,
+    code_archive,
+    mock_stack,
+    synthesize,
+)
 from infra.upload import SAS_LIFETIME, read_only_url, sign_package_url
 from infra.waiting import Waiter, WaitTimeoutError
 from tests.infra_support import STACKS, stack
@@ -82,10 +88,7 @@ def test_up_checks_the_providers_before_it_creates_anything() -> None:
     ops = cloud.offline_ops(lambda *a: "url")
     ops.check_providers = refuse
 
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="prod", preview=False)
-    db_key = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("prod") | {db_key: "Driver=x"}, secret_keys=[db_key])
+    mocks = mock_stack("prod")
     with pytest.raises(Exception, match=r"Microsoft\.App"):
         pulumi.runtime.test(lambda: pulumi.Output.all(**build(config.load(), code_archive(), ops=ops)))()
     assert not [r for r in mocks.resources if r.type.startswith("azure-native:")]  # nothing was created
@@ -299,14 +302,11 @@ def test_pulumi_entry_point_runs_the_program(monkeypatch: pytest.MonkeyPatch) ->
 
     ops = cloud.offline_ops(no_upload)
     monkeypatch.setattr(cloud, "azure_ops", lambda: ops)
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="preprod", preview=True)
-    db_key = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("preprod") | {db_key: "Driver=x"}, secret_keys=[db_key])
+    mocks = mock_stack("preprod", preview=True)
     pulumi.runtime.test(lambda: runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__"))()
     apps = [r for r in mocks.resources if r.type == "azure-native:web:WebApp"]
     assert [a.azure_name for a in apps] == [stack("preprod").outputs["functionAppName"]]
     secrets = [r for r in mocks.resources if r.type == "azure-native:keyvault:Secret"]
-    assert secrets[0].inputs["properties"]["value"] == "Driver=x"
+    assert secrets[0].inputs["properties"]["value"] == SECRET_PLACEHOLDER
     assert [call[0] for call in ops.calls] == ["blob_extension_key"]  # one look, no wait
     assert ops.calls[0][2] is False

@@ -22,6 +22,7 @@ from infra.synth import (
     SECRET_PLACEHOLDER,
     SUBSCRIPTION,
     RecordingMocks,
+    mock_stack,
     stack_config,
     synthesize,
 )
@@ -735,7 +736,6 @@ def test_the_code_is_uploaded_during_up_after_its_grants_and_named_by_the_code_v
     from infra.synth import code_archive
 
     uploads: list[tuple] = []
-    mocks = RecordingMocks()
 
     def upload_code(endpoint: str, container: str, bundle) -> str:
         granted = [
@@ -745,9 +745,7 @@ def test_the_code_is_uploaded_during_up_after_its_grants_and_named_by_the_code_v
         uploads.append((endpoint, container, bundle.digest, len(granted)))
         return f"{endpoint}{container}/{bundle.digest}/"
 
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="dev", preview=False)
-    db_key = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("dev") | {db_key: "Driver=x"}, secret_keys=[db_key])
+    mocks = mock_stack("dev")
     ops = offline_ops(package_url, code_uploader=upload_code)
     pulumi.runtime.test(
         lambda: pulumi.Output.all(**build(config.load(), code_archive(), ops=ops)).apply(lambda _: None)

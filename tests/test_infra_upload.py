@@ -16,7 +16,7 @@ from infra.archive import CodeArchive, CodeBundle, code_bundle, code_files, zip_
 from infra.cloud import offline_ops
 from infra.naming import Names
 from infra.program import build
-from infra.synth import RecordingMocks, code_archive, stack_config
+from infra.synth import code_archive, mock_stack
 from infra.upload import PackageConflictError, upload_archive, upload_folder
 from infra.waiting import WaitTimeoutError
 
@@ -101,10 +101,7 @@ def test_pulumi_up_uploads_after_the_role_assignments(package_container: Contain
         calls.append((endpoint, container))
         return upload_archive(package_container, archive)
 
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack="dev", preview=False)
-    secret = f"{config.PROJECT}:dbConnectionString"
-    pulumi.runtime.set_all_config(stack_config("dev") | {secret: "Driver=x"}, secret_keys=[secret])
+    mocks = mock_stack("dev")
     outputs: dict = {}
     pulumi.runtime.test(
         lambda: pulumi.Output.all(**build(config.load(), code_archive(), ops=offline_ops(uploader))).apply(
