@@ -1,7 +1,7 @@
 # The two commands of the README are `make demo` and `make test`; the rest are conveniences.
 PY := .venv/bin/python
 
-.PHONY: demo test replay lint format stop host export package plan soak clean
+.PHONY: demo test replay lint format stop host serve export package plan soak clean
 
 demo:            ## fresh machine -> demo database exported to CSV in Azurite
 	scripts/bootstrap.sh
@@ -30,6 +30,10 @@ stop:            ## stop the demo's Azurite
 
 host:            ## run the function app locally and fire timers on schedule
 	$(PY) -m devstack host --watch
+
+serve:           ## serve the app's HTTP functions on 127.0.0.1:7071, as func start does
+	scripts/bootstrap.sh
+	$(PY) -m devstack serve
 
 export:          ## export now with the operator CLI (local settings)
 	$(PY) -m devstack exec -- $(PY) -m functions export

@@ -49,6 +49,31 @@ def _host(args: argparse.Namespace) -> int:
     return 1 if status or any("poisoned" in outcome for outcome in delivered.counts) else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from devstack import azurite, http_host, local_settings
+    from devstack.runner import HostError
+
+    azurite.ensure_local()
+    local_settings.apply()
+    from functions.function_app import app
+
+    try:
+        server = http_host.serve(app, args.host, args.port)
+    except (HostError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with server:
+        for route in server.routes:
+            print(f"{route.name}: {','.join(route.methods)} {server.base_url}{route.path(server.prefix)}")
+        if not server.routes:
+            print("the app has no HTTP functions; every request will be a 404", file=sys.stderr)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         "--watch", action="store_true", help="keep running: timers on schedule, blobs and queues polled"
     )
     host.add_argument("--function", action="append", help="only this function (repeatable)")
+    serve = commands.add_parser(
+        "serve", help="serve the app's HTTP functions on loopback, as `func start` does (port 7071)"
+    )
+    serve.add_argument("--port", type=int, default=7071, help="port (default 7071, as Core Tools)")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     run = commands.add_parser("exec", help="run a command with the local app settings in its environment")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
     args = parser.parse_args(argv)
@@ -94,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "host":
         return _host(args)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "exec":
         from devstack import local_settings
 
