@@ -132,7 +132,12 @@ def plan(stack: str) -> dict[str, Any]:
         "stack": stack,
         "resources": resources,
         "roles": role_rows(synthesis, principals),
-        "outputs": {k: v for k, v in synthesis.outputs.items() if isinstance(v, str)},
+        # secret outputs as `pulumi stack output` shows them without --show-secrets
+        "outputs": {
+            k: "[secret]" if k in synthesis.secret_outputs else v
+            for k, v in synthesis.outputs.items()
+            if isinstance(v, str)
+        },
         # Registered once per subscription before the first `up` (docs/deploy.md, checklist).
         "providers": namespaces_for(r.type for r in synthesis.resources),
         "policy": {"violations": [v.__dict__ for v in found]},

@@ -292,6 +292,19 @@ def _rbac_scope(props: Props) -> str | None:
     return None if "/resourceGroups/" in scope else f"scope must be inside a resource group, is {scope!r}"
 
 
+@rule("rbac-condition-version", ROLE_ASSIGNMENT, "A role assignment condition is ABAC syntax version 2.0")
+def _rbac_condition(props: Props) -> str | None:
+    """ "ConditionVersion ... Must be set to 2.0. If Condition is specified, ConditionVersion must
+    also be specified" ("Add or edit Azure role assignment conditions", conditions-role-assignments-*):
+    a version without a condition, or another version, is refused or means something else."""
+    condition, version = props.get("condition"), props.get("conditionVersion")
+    if condition and version != "2.0":
+        return f"conditionVersion must be '2.0' with a condition, is {version!r}"
+    if version is not None and not condition:
+        return f"conditionVersion {version!r} is set without a condition"
+    return None
+
+
 # --- whole stack -----------------------------------------------------------------------------
 def isolation_violations(subjects: Sequence[Subject]) -> list[Violation]:
     """With a virtual network in the stack, data stores deny every other network.

@@ -19,7 +19,7 @@ from infra.cloud import CloudOps
 from infra.components.alerts import Alerts, AlertsArgs, alert_rules
 from infra.components.datalake import DataLake, DataLakeArgs
 from infra.components.events import BlobEvents, BlobEventsArgs
-from infra.components.functionapp import FunctionApp, FunctionAppArgs
+from infra.components.functionapp import FunctionApp, FunctionAppArgs, score_key, score_url
 from infra.components.network import Network, NetworkArgs
 from infra.components.privatelink import WORKSPACE_GROUP, WORKSPACE_ZONES, PrivateLink, PrivateLinkArgs
 from infra.components.rbac import Rbac, RbacArgs
@@ -157,7 +157,11 @@ def build(
                 tags=tags,
             ),
         )
-    grants = role_matrix(cfg.environment, publishes_for_scoring=cfg.app.publishes_for_scoring)
+    grants = role_matrix(
+        cfg.environment,
+        publishes_for_scoring=cfg.app.publishes_for_scoring,
+        model_name=cfg.app["MODEL_NAME"],  # the rollback may write this model's two files only
+    )
     principals: dict[str, pulumi.Input[str]] = {
         DATA_SCIENTISTS: cfg.data_scientists_group,
         ML_ENGINEERS: cfg.ml_engineers_group,
@@ -306,6 +310,10 @@ def build(
         "trainingEnvironment": training.environment.id,
         "trainingCode": training_code.code.id,
         "codePackage": release.package_uri,
+        # The real-time endpoint and its function key (secret: `pulumi stack output scoreKey
+        # --show-secrets`), read once the host has indexed the functions (docs/deploy.md).
+        "scoreUrl": score_url(app.site.default_host_name),
+        "scoreKey": score_key(app.site.name, rg, blob_key),
         "keyVaultReferences": references,
         "resourceProviders": pulumi.Output.from_input(", ".join(namespaces)),
     }

@@ -8,7 +8,8 @@ resource ids of the stack being built.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from lake.contract import (
     CODE_CONTAINER,
@@ -21,6 +22,7 @@ from lake.contract import (
     REJECTED_CONTAINER,
     SCORING_INPUT_CONTAINER,
 )
+from model.registry.layout import check_name, decisions_file, deployments_file
 
 # Built-in role definition ids (identical in every tenant).
 ROLE_IDS = {
@@ -97,12 +99,61 @@ def assignment_name(scope_id: str, principal_id: str, role_id: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Grant:
+    """One role assignment. `condition` is an Azure ABAC condition (conditionVersion 2.0) that
+    narrows what the role allows; it is not part of the identity of a grant, because Azure names
+    the assignment from scope, principal and role only (`assignment_name`): two grants that differ
+    only by condition would be one assignment, which the Rbac component refuses."""
+
     principal: str  # DATA_SCIENTISTS | ML_ENGINEERS | FUNCTION | DEPLOYER | RETRAIN_JOB
     role: str  # a key of ROLE_IDS
     scope: str  # resource-group | datalake | container:<name> | queue:<name> | workspace | ...
+    condition: str | None = field(default=None, compare=False)
 
 
-def function_grants(publishes_for_scoring: bool) -> list[Grant]:
+# --- ABAC conditions (Azure role assignment conditions, conditionVersion 2.0) ------------------
+# Format and attribute from Microsoft's "Example Azure role assignment conditions for Blob Storage"
+# (https://learn.microsoft.com/azure/storage/blobs/storage-auth-abac-examples, "Write blobs in named
+# containers with a path": the Storage Blob Data Contributor form) and "Actions and attributes for
+# Azure role assignment conditions for Azure Blob Storage"
+# (https://learn.microsoft.com/azure/storage/blobs/storage-auth-abac-attributes: the data actions,
+# and the `blobs:path` resource attribute, whose values name no container and no leading slash;
+# ForAnyOfAnyValues:StringEquals on a single-valued string as in its encryption-scope example).
+CONDITION_VERSION = "2.0"
+BLOB_PATH_ATTRIBUTE = "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path]"
+_BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
+# Every data action of Storage Blob Data Contributor that changes a blob: write (Put Blob, Put Block
+# List, metadata, ...), add/action (create a blob or append), and delete and move/action, which the
+# rollback never needs but the role carries: all four are held to the same paths. Read is not
+# targeted, so it stays allowed everywhere in the container.
+CONDITIONED_WRITE_ACTIONS = (
+    f"{_BLOBS}/write",
+    f"{_BLOBS}/add/action",
+    f"{_BLOBS}/delete",
+    f"{_BLOBS}/move/action",
+)
+
+
+def blob_paths_condition(paths: Sequence[str]) -> str:
+    """An ABAC condition: the targeted write actions succeed only on exactly these blob paths.
+
+    Paths are compared with StringEquals (exact and case-sensitive, as blob names are), so no
+    other blob, prefix or lookalike name can be written. Paths are registry paths (letters, digits,
+    `.`, `_`, `-` and `/`), so no quote can break out of the literal.
+    """
+    if not paths or any("'" in p or p.startswith("/") for p in paths):
+        raise ValueError(f"blob paths must be non-empty, unquoted and relative to the container: {paths!r}")
+    actions = " AND ".join(f"!(ActionMatches{{'{action}'}})" for action in CONDITIONED_WRITE_ACTIONS)
+    values = ", ".join(f"'{path}'" for path in paths)
+    return f"(({actions}) OR ({BLOB_PATH_ATTRIBUTE} ForAnyOfAnyValues:StringEquals {{{values}}}))"
+
+
+def rollback_paths(model_name: str) -> tuple[str, str]:
+    """The two blobs of `models` the automatic rollback writes: the deployment and the promotion log."""
+    name = check_name(model_name)
+    return deployments_file(name), decisions_file(name)
+
+
+def function_grants(publishes_for_scoring: bool, model_name: str) -> list[Grant]:
     """The function identity: data-plane roles on exactly the containers and queues it uses.
 
     `scoring-input` is read-only unless the export chain publishes into it
@@ -116,9 +167,21 @@ def function_grants(publishes_for_scoring: bool) -> list[Grant]:
     its actions: built-in-roles/ai-machine-learning#azureml-data-scientist). Serverless compute
     needs no compute write. The function's data-plane roles stay as they were: the job, not the
     function, writes `models`.
+
+    The one exception is the automatic rollback (the `rollback_check` timer): it sets green to 0 %
+    in `{model}/deployments.json` and appends the decision to `{model}/promotions.jsonl`. That is
+    Storage Blob Data Contributor on `models` with an ABAC condition allowing writes to exactly
+    those two blobs of the stack's MODEL_NAME (`rollback_paths`, `blob_paths_condition`). The
+    unconditioned Reader stays, so reads never wait on the new assignment propagating.
     """
     grants = [
         Grant(FUNCTION, "Storage Blob Data Reader", f"container:{MODELS_CONTAINER}"),
+        Grant(
+            FUNCTION,
+            "Storage Blob Data Contributor",
+            f"container:{MODELS_CONTAINER}",
+            condition=blob_paths_condition(rollback_paths(model_name)),
+        ),
         Grant(
             FUNCTION,
             "Storage Blob Data Contributor" if publishes_for_scoring else "Storage Blob Data Reader",
@@ -209,10 +272,10 @@ def deployer_grants() -> list[Grant]:
     ]
 
 
-def role_matrix(environment: str, publishes_for_scoring: bool) -> list[Grant]:
+def role_matrix(environment: str, publishes_for_scoring: bool, model_name: str) -> list[Grant]:
     return sorted(
         people_grants(environment)
-        + function_grants(publishes_for_scoring)
+        + function_grants(publishes_for_scoring, model_name)
         + retrain_job_grants()
         + deployer_grants()
     )

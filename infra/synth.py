@@ -27,6 +27,7 @@ SUBSCRIPTION = "00000000-0000-4000-8000-00000000aaaa"
 TENANT = "00000000-0000-4000-8000-00000000bbbb"
 DEPLOYER_ID = "00000000-0000-4000-8000-00000000cccc"
 SECRET_PLACEHOLDER = "<set with: pulumi config set --secret dbConnectionString ...>"  # noqa: S105
+MOCK_FUNCTION_KEY = "mock-function-key"  # what the mocks list as the default key of `score`
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105 (Pulumi's secret marker)
 
 # The input that holds each type's Azure name (the `name` output Azure reports back).
@@ -121,6 +122,8 @@ class Synthesis:
     stack: str
     resources: list[Resource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)  # the outputs Pulumi keeps encrypted
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # invokes: (token, args)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -203,6 +206,7 @@ def _computed(type_: str, azure_name: str, inputs: dict[str, Any]) -> dict[str, 
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Resource] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
@@ -212,6 +216,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return _resource_id(args.typ, args.name, resource.inputs), outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.calls.append((args.token, plain(dict(args.args))))
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
             return {
                 "clientId": "mock",
@@ -224,6 +229,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "masterKey": "mock",
                 "functionKeys": {},
                 "systemKeys": {"blobs_extension": "mock-blob-key"},
+            }
+        if args.token == "azure-native:web:listWebAppFunctionKeys":  # noqa: S105
+            # Web Apps - List Function Keys: a string dictionary of key name -> value.
+            site, function = args.args.get("name"), args.args.get("functionName")
+            return {
+                "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{args.args.get('resourceGroupName')}"
+                f"/providers/Microsoft.Web/sites/{site}/functions/{function}/keys",
+                "name": "keys",
+                "type": "Microsoft.Web/sites/functions/keys",
+                "properties": {"default": MOCK_FUNCTION_KEY},
             }
         raise NotImplementedError(f"no mock for the call {args.token}")
 
@@ -282,8 +297,15 @@ def synthesize(
 
     def program() -> pulumi.Output:
         outputs = build(config.load(), archive or code_archive(), ops=offline_ops(package_url))
-        return pulumi.Output.all(**outputs).apply(result.outputs.update)
+        secret = {name: pulumi.Output.from_input(output.is_secret()) for name, output in outputs.items()}
+        return pulumi.Output.all(
+            pulumi.Output.all(**outputs).apply(result.outputs.update),
+            pulumi.Output.all(**secret).apply(
+                lambda flags: result.secret_outputs.update(n for n, s in flags.items() if s)
+            ),
+        )
 
     pulumi.runtime.test(program)()
     result.resources = mocks.resources
+    result.calls = mocks.calls
     return result

@@ -11,7 +11,7 @@ import re
 import pulumi_azure_native.monitor as monitor
 import pytest
 
-from functions.telemetry.events import BY_NAME, EVENT_KEY, QUALITY_MEASURED
+from functions.telemetry.events import BY_NAME, DEPLOYMENT_ROLLED_BACK, EVENT_KEY, QUALITY_MEASURED
 from infra import config, policies
 from infra.components import alert_queries as q
 from infra.components.alerts import AlertRule, alert_rules, model_rules
@@ -20,7 +20,7 @@ from infra.package import REPO_ROOT
 from tests.infra_support import GOOD_CONFIG, STACKS, by_type, stack
 
 GOOD = GOOD_CONFIG
-MODEL_KEYS = ("drift-streak", "quality-below-baseline", "estimate-gap", "quality-stale")
+MODEL_KEYS = ("drift-streak", "quality-below-baseline", "estimate-gap", "quality-stale", "rollback")
 # Thresholds other than the defaults, so a query that ignored its threshold would show.
 OTHER = q.MonitoringThresholds(
     drift_batches=4, quality_tolerance=0.125, estimate_gap_periods=3, quality_stale_days=21
@@ -191,6 +191,16 @@ def test_period_end_arithmetic_matches_the_monitors_period_labels() -> None:
     assert 'datetime_add("month", 1, todatetime(strcat(period, "-01")))' in q.quality_stale_query(14)
 
 
+def test_rollback_fires_on_any_deployment_rolled_back_in_its_window() -> None:
+    """Each rollback event (functions/telemetry/events.py) is counted once (window = frequency, no
+    mute), at the severity of a served version under its baseline, in every stack."""
+    rule = {r.key: r for r in model_rules(OTHER)}["rollback"]
+    assert f'customDimensions.event) == "{DEPLOYMENT_ROLLED_BACK.name}"\n' in rule.query
+    assert (rule.frequency, rule.window, rule.mute, rule.severity) == ("PT15M", "PT15M", None, 2)
+    for name in STACKS:
+        assert _query(_rules(name)["rollback"]) == rule.query and _rules(name)["rollback"]["severity"] == 2
+
+
 def test_stale_quality_waits_for_a_first_period_and_reads_no_old_rows() -> None:
     query = q.quality_stale_query(14)
     assert "coalesce(newest_ok_end, oldest_end) < now() - 14d" in query
@@ -305,7 +315,7 @@ def test_rule_names_follow_the_scheduled_query_rule_name_rules(prefix: str) -> N
     Can't end with space or period." (NAME_RULES); ours are also unique per stack."""
     for environment in STACKS:
         names = [Names(prefix, environment).alert(rule.key) for rule in alert_rules(4)]
-        assert len(set(names)) == len(names) == 7
+        assert len(set(names)) == len(names) == 8
         for name in names:
             assert 1 <= len(name) <= 64 and not re.search(r"[*<>%{}&:\\?/#\x00-\x1f]", name)
             assert not name.endswith((" ", "."))

@@ -102,6 +102,8 @@ WEAKENINGS: dict[str, Callable[[dict], None]] = {
     "rbac-principal-type": _set("principalType", None),
     "rbac-deterministic-name": _set("roleAssignmentName", "readers"),
     "rbac-not-subscription-wide": _set("scope", "/subscriptions/00000000-0000-4000-8000-00000000aaaa"),
+    # "ConditionVersion ... Must be set to 2.0" (conditions-role-assignments-powershell / -rest).
+    "rbac-condition-version": _set("conditionVersion", "1.0"),
 }
 RULES = {rule.id: rule for rule in policies.RULES}
 PACK = {policy.name: policy for policy in build_policies()}

@@ -52,6 +52,8 @@ MLE = "22222222-2222-4222-8222-222222222222"
 # The function identity's grants, the same in every stack (architecture guide, RBAC matrix).
 FUNCTION_GRANTS = {
     ("Storage Blob Data Reader", "dl/containers/models"),
+    # the automatic rollback: an ABAC condition holds its writes to two blobs (tests/test_infra_realtime.py)
+    ("Storage Blob Data Contributor", "dl/containers/models"),
     ("Storage Blob Data Contributor", "dl/containers/scoring-input"),  # the export chain publishes
     ("Storage Blob Data Contributor", "dl/containers/exports"),
     ("Storage Blob Data Contributor", "dl/containers/predictions"),
@@ -191,9 +193,14 @@ def test_people_lose_access_outside_their_stacks() -> None:
 def test_retraining_adds_exactly_the_job_submission_to_the_function(name: str) -> None:
     function = {(role, scope) for who, role, scope in role_matrix(name) if who == "function"}
     assert {row for row in function if row[1] == "workspace"} == {("AzureML Data Scientist", "workspace")}
-    # Submitting a job gives the function no write on the registry: the job writes `models`.
+    # Submitting a job gives the function no write on the registry: the job writes `models`. The
+    # one write there is the rollback's, held by its condition to two blobs (test_infra_realtime.py).
     models = {role for role, scope in function if scope == "dl/containers/models"}
-    assert models == {"Storage Blob Data Reader"}
+    assert models == {"Storage Blob Data Reader", "Storage Blob Data Contributor"}
+    conditioned = [
+        a.inputs for a in by_type(stack(name), "authorization:RoleAssignment") if "condition" in a.inputs
+    ]
+    assert len(conditioned) == 1 and conditioned[0]["scope"].endswith("/containers/models")
     # Nothing on the workspace's own storage either (jobs are submitted through ARM only).
     assert not {row for row in function if row[1] == "ml" or row[1].startswith("ml/")}
 
@@ -316,7 +323,7 @@ def test_every_expected_resource_exists(name: str) -> None:
         "eventgrid:SystemTopic": 1,
         "eventgrid:SystemTopicEventSubscription": 1,
         "monitor:ActionGroup": 1,
-        "monitor:ScheduledQueryRule": 7,  # 3 on operations, 4 on the model (alerts.py)
+        "monitor:ScheduledQueryRule": 8,  # 3 on operations, 5 on the model (alerts.py)
         "network:VirtualNetwork": 1 if name == "prod" else 0,
         "network:Subnet": 2 if name == "prod" else 0,  # the function's (delegated) + private endpoints
         "network:PrivateEndpoint": 1 if name == "prod" else 0,  # the ML workspace (public access off)
@@ -578,6 +585,7 @@ def test_alerts_watch_failures_late_exports_and_rejections(name: str) -> None:
         "alert-quality-below-baseline",
         "alert-estimate-gap",
         "alert-quality-stale",
+        "alert-rollback",  # the real-time endpoint's automatic rollback
     }
     insights_name = by_type(synthesis, "applicationinsights:Component")[0].azure_name
     for rule in rules.values():

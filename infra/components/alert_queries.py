@@ -18,7 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from functions.telemetry.events import EVENT_KEY, MONITOR_RUN, QUALITY_MEASURED, Event
+from functions.telemetry.events import (
+    DEPLOYMENT_ROLLED_BACK,
+    EVENT_KEY,
+    MONITOR_RUN,
+    QUALITY_MEASURED,
+    Event,
+)
 
 # --- what Azure allows (each pinned with its source in tests/test_infra_alerts.py) --------------
 ALERT_RULES_URL = "https://learn.microsoft.com/azure/azure-monitor/alerts/alerts-create-log-alert-rule"
@@ -239,3 +245,11 @@ def quality_stale_query(days: int) -> str:
         "| summarize newest_ok_end = max(ok_end), oldest_end = min(period_end) by model_name\n"
         f"| where coalesce(newest_ok_end, oldest_end) < now() - {days}d"
     )
+
+
+def rolled_back_query() -> str:
+    """One row per automatic rollback in the window: which model, which green version was set to
+    0 %, which blue version kept the traffic, which rules failed and why (the alert fires on any row)."""
+    e = DEPLOYMENT_ROLLED_BACK
+    columns = ("model_name", "green_version", "blue_version", "failed_rules", "streak", "reason")
+    return _reads(e) + _texts(e, *columns) + "| project timestamp, " + ", ".join(columns)

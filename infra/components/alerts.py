@@ -1,4 +1,4 @@
-"""Alerts: an action group and seven log alerts on Application Insights.
+"""Alerts: an action group and eight log alerts on Application Insights.
 
 Operations (the queries read what `function_app.py` logs, tested against those log lines):
 - function failures: any failed invocation (after the host's own retries) in 15 minutes;
@@ -13,6 +13,9 @@ from stack config, `MonitoringThresholds`):
 - quality stale: no realised quality for a period that ended in the last M days.
 These run hourly over the last two days (the most Azure reads) and mute their e-mails for a day
 after firing, so a condition that lasts sends one e-mail a day, not one an hour.
+- rollback: the automatic rollback set a green version to 0 % (`deployment_rolled_back`). An event,
+  not a lasting condition: read every 15 minutes over the last 15 and not muted, so each rollback
+  is counted in exactly one evaluation and every one of them sends its e-mail.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from infra.components.alert_queries import (
     estimate_gap_query,
     quality_below_baseline_query,
     quality_stale_query,
+    rolled_back_query,
     schedule_problem,
 )
 
@@ -71,7 +75,8 @@ _MODEL_SCHEDULE = {"frequency": "PT1H", "window": "P2D", "mute": "P1D"}
 
 
 def model_rules(thresholds: MonitoringThresholds) -> list[AlertRule]:
-    """The four alerts on the model's monitoring events, with the stack's thresholds."""
+    """The five alerts on the model's events: four on monitoring, with the stack's thresholds, and
+    one on the real-time endpoint's automatic rollback."""
     t = thresholds
     return [
         AlertRule(
@@ -105,11 +110,21 @@ def model_rules(thresholds: MonitoringThresholds) -> list[AlertRule]:
             3,
             **_MODEL_SCHEDULE,
         ),
+        # Severity 2, as a served version under its baseline: a version was bad in production. The
+        # rollback already moved the traffic; someone must find out why before promoting it again.
+        AlertRule(
+            "rollback",
+            "The automatic rollback set a green model version to 0 % traffic after failed checks",
+            rolled_back_query(),
+            2,
+            "PT15M",
+            "PT15M",
+        ),
     ]
 
 
 def alert_rules(export_deadline_hour: int, thresholds: MonitoringThresholds | None = None) -> list[AlertRule]:
-    """Every alert of a stack: the three on operations, then the four on the model."""
+    """Every alert of a stack: the three on operations, then the five on the model."""
     return [
         AlertRule(
             "function-failures", "A function invocation failed", FAILED_INVOCATIONS, 1, "PT5M", "PT15M"

@@ -19,6 +19,12 @@ from lake.contract import DATA_LAKE, PACKAGE_CONTAINER
 
 PYTHON_VERSION = "3.11"
 DB_SECRET_NAME = "db-connection-string"  # noqa: S105 (the name, not the value)
+# The real-time endpoint (functions/function_app.py): POST /api/score at auth level FUNCTION, so a
+# caller sends a function key (`x-functions-key` header or `?code=`).
+SCORE_FUNCTION = "score"
+SCORE_ROUTE = "api/score"
+DEFAULT_KEY = "default"  # the key the platform generates for every function; we create none
+KEY_NOT_LISTED = "not-listed: az functionapp function keys list --function-name score"
 
 
 @dataclass(frozen=True)
@@ -179,3 +185,33 @@ class FunctionApp(pulumi.ComponentResource):
             lambda identity: identity.principal_id if identity else ""
         )
         self.register_outputs({"app_name": self.site.name, "principal_id": self.principal_id})
+
+
+def score_url(host_name: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`https://{defaultHostName}/api/score`: where callers POST rows to be scored."""
+    return pulumi.Output.concat("https://", host_name, "/", SCORE_ROUTE)
+
+
+def score_key(
+    app_name: pulumi.Input[str], resource_group_name: pulumi.Input[str], indexed: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """The `score` function's platform-generated `default` key, as a secret, read after deployment.
+
+    Read with the documented list operation (Web Apps - List Function Keys, `POST
+    .../sites/{name}/functions/{function}/listkeys`; pulumi-azure-native `web.listWebAppFunctionKeys`),
+    never created by us: no key value lives in the program or its config. Keys cannot be created
+    as resources (pulumi/pulumi-azure-native#844: no GET endpoint), and the function exists only
+    once the deployed host has indexed it, so the call waits on `indexed` (the host's
+    `blobs_extension` key, which the same indexing creates: infra/cloud.py) and is skipped by
+    `preview`. If the platform lists no `default` key the output says how to list it.
+    """
+
+    def listed(values: list[str]) -> pulumi.Input[str]:
+        if pulumi.runtime.is_dry_run():
+            return KEY_NOT_LISTED
+        keys = web.list_web_app_function_keys_output(
+            function_name=SCORE_FUNCTION, name=values[0], resource_group_name=values[1]
+        )
+        return keys.properties.apply(lambda found: (found or {}).get(DEFAULT_KEY) or KEY_NOT_LISTED)
+
+    return pulumi.Output.secret(pulumi.Output.all(app_name, resource_group_name, indexed).apply(listed))

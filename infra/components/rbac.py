@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.authorization as authorization
 
-from infra.roles import ROLE_IDS, Grant, assignment_name
+from infra.roles import CONDITION_VERSION, ROLE_IDS, Grant, assignment_name
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,12 @@ class Rbac(pulumi.ComponentResource):
         missing = sorted({g.scope for g in args.grants} - set(args.scopes))
         if missing:
             raise ValueError(f"role matrix names scopes this stack does not have: {', '.join(missing)}")
+        # The assignment's name comes from scope, principal and role (not the condition): a second
+        # grant of the same three would be the same assignment, its condition silently replacing
+        # the first's.
+        keys = [(g.principal, g.role, g.scope) for g in args.grants]
+        if twice := sorted({k for k in keys if keys.count(k) > 1}):
+            raise ValueError(f"role matrix grants the same role twice on one scope: {twice}")
         self.assignments = [
             authorization.RoleAssignment(
                 _logical_name(name, grant),
@@ -58,7 +64,13 @@ class Rbac(pulumi.ComponentResource):
                 principal_type=args.principal_types[grant.principal],
                 role_definition_id=role_definition_id(args.subscription_id, grant.role),
                 scope=args.scopes[grant.scope],
-                description=f"{grant.principal}: {grant.role} on {grant.scope} ({args.environment})",
+                description=f"{grant.principal}: {grant.role} on {grant.scope} ({args.environment})"
+                + (" with a condition" if grant.condition else ""),
+                # Azure ABAC: the condition narrows the role; version 2.0 is the only one accepted
+                # ("Add or edit Azure role assignment conditions using the REST API",
+                # learn.microsoft.com/azure/role-based-access-control/conditions-role-assignments-rest).
+                condition=grant.condition,
+                condition_version=CONDITION_VERSION if grant.condition else None,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for grant in args.grants
