@@ -92,7 +92,8 @@ def _kind(setting: Setting) -> str:
         return " \\| ".join(f"`{choice}`" for choice in setting.choices)
     if setting.minimum is not None:
         auto = "`auto` or " if setting.kind is Kind.WORKERS else ""
-        return f"{auto}{setting.minimum}..{setting.maximum:,}"
+        highest = "" if setting.maximum is None else f"{setting.maximum:,}"
+        return f"{auto}{setting.minimum:g}..{highest}"
     return setting.kind.value
 
 

@@ -16,10 +16,13 @@ import azurefunctions.extensions.bindings.blob as blob
 from functions.export.job import SourceUnavailableError, run_export
 from functions.monitor.dashboard import write_dashboard
 from functions.monitor.job import MonitorReport, run_monitor
+from functions.realtime.rollback import run_rollback_check
+from functions.realtime.service import RealtimeService
 from functions.scoring.context import ScoringContext
 from functions.scoring.job import score_input, score_shard_message
 from functions.settings import get_settings
 from functions.telemetry.setup import configure_telemetry
+from lake import clients
 from lake.contract import DATA_LAKE, EXPORTS_CONTAINER, SCORING_INPUT_CONTAINER
 
 # Fail at start, naming the bad setting, rather than at the first 02:00 run.
@@ -36,6 +39,49 @@ logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every HTTP 
 def scoring() -> ScoringContext:
     """One per worker process: storage clients and loaded models stay warm between invocations."""
     return ScoringContext(get_settings())
+
+
+@cache
+def realtime() -> RealtimeService:
+    """One per worker process: both deployments loaded and kept warm, the request log's writer."""
+    return RealtimeService(get_settings(), scoring().service)
+
+
+@app.function_name("score")
+@app.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def score(req: func.HttpRequest) -> func.HttpResponse:
+    """Real-time scoring: payload in, one prediction per row out, from the blue or green deployment."""
+    return realtime().score(req)
+
+
+@app.function_name("health")
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Liveness: the worker answers (reads nothing)."""
+    return realtime().health()
+
+
+@app.function_name("ready")
+@app.route(route="ready", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ready(req: func.HttpRequest) -> func.HttpResponse:
+    """Readiness: the deployments are read and a loaded version takes traffic (503 otherwise)."""
+    return realtime().ready()
+
+
+@app.function_name("schema")
+@app.route(route="schema", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def schema(req: func.HttpRequest) -> func.HttpResponse:
+    """The JSON Schema of the payload forms, for the version blue serves."""
+    return realtime().schema()
+
+
+@app.function_name("rollback_check")
+@app.timer_trigger(schedule="%ROLLBACK_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def rollback_check(timer: func.TimerRequest) -> None:
+    """Judge green on the request log; set it to 0 % after ROLLBACK_FAILED_CHECKS failed checks."""
+    report = run_rollback_check(get_settings(), clients.blob_service(get_settings().data_lake))
+    outcome = "ROLLED BACK" if report.rolled_back else f"streak {report.streak}"
+    log.info("rollback_check: %s (%s, %d requests)", report.check.note, outcome, report.records)
 
 
 @app.function_name("daily_export")

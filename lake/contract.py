@@ -52,6 +52,7 @@ DATA_LAKE = "DataLake"
 # Content types of what the system writes.
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json"
+JSON_LINES_CONTENT_TYPE = "application/x-ndjson"  # one JSON document per line (request log, promotion log)
 MARKDOWN_CONTENT_TYPE = "text/markdown; charset=utf-8"
 PNG_CONTENT_TYPE = "image/png"
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
@@ -59,6 +60,7 @@ BINARY_CONTENT_TYPE = "application/octet-stream"
 CONTENT_TYPES = {
     ".csv": CSV_CONTENT_TYPE,
     ".json": JSON_CONTENT_TYPE,
+    ".jsonl": JSON_LINES_CONTENT_TYPE,
     ".md": MARKDOWN_CONTENT_TYPE,
     ".png": PNG_CONTENT_TYPE,
     ".html": HTML_CONTENT_TYPE,

@@ -142,6 +142,8 @@ ESTIMATES_DIR = "estimates"
 QUALITY_DIR = "quality"
 DASHBOARD_DIR = "dashboard"
 RETRAIN_DIR = "retrain"
+REQUESTS_DIR = "requests"  # the HTTP function's request log
+ROLLBACK_DIR = "rollback"  # the automatic rollback's checks
 DASHBOARD_FILE = "index.html"
 
 
@@ -173,6 +175,21 @@ def dashboard_path(model_name: str) -> str:
 def retrain_verdict_path(model_name: str, day: str) -> str:
     """`monitoring/` path of one day's retraining verdict (which rules fired, on which figures)."""
     return f"{model_name}/{RETRAIN_DIR}/{day}.json"
+
+
+def request_log_hour(model_name: str, deployment: str, hour: dt.datetime) -> str:
+    """`monitoring/` prefix of one deployment's request log for one UTC hour (`.../YYYY/MM/DD/HH/`)."""
+    return f"{model_name}/{REQUESTS_DIR}/{deployment}/{hour:%Y/%m/%d/%H}/"
+
+
+def request_log_path(model_name: str, deployment: str, hour: dt.datetime, name: str) -> str:
+    """`monitoring/` path of one batch of request-log lines (JSON Lines, written once, never appended)."""
+    return f"{request_log_hour(model_name, deployment, hour)}{name}.jsonl"
+
+
+def rollback_state_path(model_name: str) -> str:
+    """`monitoring/` path of the automatic rollback's recent checks and failed-check streak."""
+    return f"{model_name}/{ROLLBACK_DIR}/state.json"
 
 
 def monitoring_prefix(model_name: str, kind: str) -> str:

@@ -1,4 +1,5 @@
-"""`python -m model COMMAND`: train, retrain, score; the registry (register ... rollback); monitor."""
+"""`python -m model COMMAND`: train, retrain, score; the registry (register ... rollback); monitor;
+the real-time endpoint's blue/green deployments."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from model import DEFAULT_MODEL_NAME
 from model.csvinput.options import DEFAULT_DUPLICATE_IDS, DUPLICATE_POLICIES
+from model.deployments_cli import add_parser as add_deployments_parser
 from model.monitoring.cli import add_parser as add_monitor_parser
 from model.registry import GATE_METRICS, KEY_METRICS, SERVING_STAGE, STAGES
 from model.retrain_cli import add_parser as add_retrain_parser
@@ -223,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True)
     rollback.set_defaults(run=cmd_rollback)
     add_monitor_parser(commands, _registry)
+    add_deployments_parser(commands, _registry)
     return parser
 
 

@@ -73,25 +73,37 @@ def _session(model_bytes: bytes, sha256: str, threads: int) -> ort.InferenceSess
     with _lock:
         session = _sessions.get((sha256, threads))
         if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+            session = _new_session(model_bytes, threads)
             _sessions[(sha256, threads)] = session
         return session
 
 
-def load_bytes(metadata: dict[str, Any], model_bytes: bytes, threads: int = 1) -> LoadedModel:
-    """Build a LoadedModel from metadata and model bytes, after checking the bytes' sha256."""
+def _new_session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def load_bytes(
+    metadata: dict[str, Any], model_bytes: bytes, threads: int = 1, shared: bool = True
+) -> LoadedModel:
+    """Build a LoadedModel from metadata and model bytes, after checking the bytes' sha256.
+
+    `shared=False` gives the model a session of its own, freed with the LoadedModel: for a holder
+    that swaps versions for as long as the process lives (the HTTP function's colours).
+    """
     verify(MODEL_FILE, model_bytes, metadata)
+    sha256 = metadata["artifacts"][MODEL_FILE]
+    session = _session(model_bytes, sha256, threads) if shared else _new_session(model_bytes, threads)
     return LoadedModel(
         name=str(metadata.get("name", "model")),
         version=str(metadata.get("version") or "unregistered"),
         threshold=float(metadata["threshold"]),
         schema=InputSchema.from_dict(metadata["schema"]),
         metadata=metadata,
-        session=_session(model_bytes, metadata["artifacts"][MODEL_FILE], threads),
+        session=session,
     )
 
 

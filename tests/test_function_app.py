@@ -50,6 +50,7 @@ def app_env(tmp_path: Path, azurite, blob_service) -> Iterator[dict[str, str]]:
         "EXPORT_SCHEDULE": "0 0 2 * * *",
         "MONITOR_SCHEDULE": "0 30 3 * * *",
         "RETRAIN_SCHEDULE": "0 0 4 * * 1",
+        "ROLLBACK_SCHEDULE": "0 */5 * * * *",
     }
     with pytest.MonkeyPatch.context() as patch:
         for name in ("SCORING_BLOB_SOURCE", "SCORING_QUEUE", "MODEL_STAGE"):
@@ -71,7 +72,18 @@ def test_binding_metadata(app_env):
     triggers = {
         f.get_function_name(): f.get_trigger().get_dict_repr() for f in runner.index(function_app.app)
     }
-    assert sorted(triggers) == ["daily_export", "monitor", "retrain", "score_blob", "score_shard"]
+    assert sorted(triggers) == [
+        "daily_export", "health", "monitor", "ready", "retrain", "rollback_check", "schema", "score",
+        "score_blob", "score_shard",
+    ]  # fmt: skip
+    http_functions = {"score": ("POST", "function"), "health": ("GET", "anonymous"),
+                      "ready": ("GET", "anonymous"), "schema": ("GET", "function")}  # fmt: skip
+    for name, (method, auth) in http_functions.items():
+        http = triggers[name]
+        assert http["type"] == "httpTrigger" and http["route"] == name
+        assert [m.value for m in http["methods"]] == [method] and http["authLevel"].value == auth
+    check = triggers["rollback_check"]
+    assert check["type"] == "timerTrigger" and check["schedule"] == "%ROLLBACK_SCHEDULE%"
     timer = triggers["daily_export"]
     assert timer["type"] == "timerTrigger" and timer["schedule"] == "%EXPORT_SCHEDULE%"
     assert timer["runOnStartup"] is False and timer["useMonitor"] is True

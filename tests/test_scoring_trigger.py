@@ -54,6 +54,7 @@ def app(azurite, blob_service, models, shop: Path) -> Iterator:  # type: ignore[
         "EXPORT_SCHEDULE": "0 0 2 * * *",
         "MONITOR_SCHEDULE": "0 30 3 * * *",
         "RETRAIN_SCHEDULE": "0 0 4 * * 1",
+        "ROLLBACK_SCHEDULE": "0 */5 * * * *",
         "MODEL_STAGE": "dev",
         "SCORING_FANOUT_BYTES": "64KiB",  # the 3,000 published clients (~250 KB) fan out
         "SCORING_SHARD_BYTES": "32KiB",

@@ -20,6 +20,7 @@ from lake.connection import StorageConnection
 from lake.contract import DATA_LAKE
 from model.drift_config import DriftConfig
 from model.monitoring.triggers import RetrainPolicy
+from model.realtime.policy import RollbackPolicy
 from model.registry import STAGES
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MIB",
     "ExportSettings",
     "MonitoringSettings",
+    "RealtimeSettings",
     "RetrainingSettings",
     "ScoringSettings",
     "Settings",
@@ -36,6 +38,7 @@ __all__ = [
     "get_settings",
     "load_settings",
     "monitoring_defaults",
+    "realtime_defaults",
     "scoring_defaults",
 ]
 
@@ -83,6 +86,19 @@ class RetrainingSettings:
 
 
 @dataclass(frozen=True)
+class RealtimeSettings:
+    """The HTTP scoring function: request limits, deployment refresh, request log, automatic rollback."""
+
+    max_body_bytes: int
+    max_rows: int
+    refresh_seconds: float
+    log_inputs: bool
+    flush_seconds: float
+    rollback_schedule: str
+    rollback: RollbackPolicy
+
+
+@dataclass(frozen=True)
 class Settings:
     data_lake: StorageConnection
     db_connection_string: str
@@ -93,6 +109,7 @@ class Settings:
     scoring: ScoringSettings
     monitoring: MonitoringSettings
     retraining: RetrainingSettings
+    realtime: RealtimeSettings
 
 
 def _read(env: Mapping[str, str], name: str) -> Any:
@@ -191,6 +208,30 @@ def _retraining(env: Mapping[str, str]) -> RetrainingSettings:
     return retraining
 
 
+def _realtime(env: Mapping[str, str]) -> RealtimeSettings:
+    return RealtimeSettings(
+        max_body_bytes=_read(env, "HTTP_MAX_BODY_BYTES"),
+        max_rows=_read(env, "HTTP_MAX_ROWS"),
+        refresh_seconds=_read(env, "DEPLOYMENTS_REFRESH_SECONDS"),
+        log_inputs=_read(env, "REQUEST_LOG_INPUTS"),
+        flush_seconds=_read(env, "REQUEST_LOG_FLUSH_SECONDS"),
+        rollback_schedule=_read(env, "ROLLBACK_SCHEDULE"),
+        rollback=RollbackPolicy(
+            window_minutes=_read(env, "ROLLBACK_WINDOW_MINUTES"),
+            min_requests=_read(env, "ROLLBACK_MIN_REQUESTS"),
+            min_success=_read(env, "ROLLBACK_MIN_SUCCESS"),
+            max_p99_ms=_read(env, "ROLLBACK_MAX_P99_MS"),
+            max_prediction_drift=_read(env, "ROLLBACK_MAX_PREDICTION_DRIFT"),
+            failed_checks=_read(env, "ROLLBACK_FAILED_CHECKS"),
+        ),
+    )
+
+
+def realtime_defaults(**changes: Any) -> RealtimeSettings:
+    """The real-time settings with every catalog default."""
+    return replace(_realtime({}), **changes)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse and validate every setting the app reads; raise SettingsError naming the first bad one."""
     env = os.environ if env is None else env
@@ -206,6 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scoring=_scoring(env),
         monitoring=monitoring,
         retraining=_retraining(env),
+        realtime=_realtime(env),
     )
 
 

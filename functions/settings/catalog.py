@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functions.settings.kinds import AUTO, STACK_NAME, Cloud, Kind, Reader, Setting
 from functions.settings.monitoring import MONITORING
+from functions.settings.realtime import REALTIME
 from functions.settings.retraining import RETRAINING
 from lake.contract import DATA_LAKE, SCORING_INPUT_CONTAINER, SCORING_SHARDS_QUEUE
 from model import DEFAULT_MODEL_NAME
@@ -119,6 +120,7 @@ CATALOG: tuple[Setting, ...] = (
     ),
     *MONITORING,
     *RETRAINING,
+    *REALTIME,
     # -- batch scoring ----------------------------------------------------------------------------
     Setting(
         "SCORING_BLOB_SOURCE",

@@ -108,6 +108,19 @@ RETRAIN_REQUESTED = Event(
     ("model_name", "runner", "status", "job_id", "fired"),
 )
 
+DEPLOYMENT_CHECKED = Event(
+    "deployment_checked",
+    "the automatic rollback checked green on the request log (model/realtime/health.py)",
+    ("model_name", "green_version", "green_traffic", "judged", "failed_rules", "streak", "requests",
+     "success", "p99_ms", "prediction_drift"),
+)  # fmt: skip
+
+DEPLOYMENT_ROLLED_BACK = Event(
+    "deployment_rolled_back",
+    "the automatic rollback set green to 0 % after failed checks (the promotion log has the figures)",
+    ("model_name", "green_version", "blue_version", "failed_rules", "streak", "reason"),
+)
+
 EVENTS: tuple[Event, ...] = (
     EXPORT_TABLE,
     BATCH_SCORED,
@@ -116,5 +129,7 @@ EVENTS: tuple[Event, ...] = (
     MONITOR_RUN,
     RETRAIN_EVALUATED,
     RETRAIN_REQUESTED,
+    DEPLOYMENT_CHECKED,
+    DEPLOYMENT_ROLLED_BACK,
 )
 BY_NAME = {event.name: event for event in EVENTS}

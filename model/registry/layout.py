@@ -3,6 +3,7 @@
     {model}/{version}/model.onnx, metadata.json, reference.json, model_card.md, plots/*.png
     {model}/stages/{stage}.json      which version each stage serves, and its history
     {model}/promotions.jsonl         every promotion decision, promoted or refused (append-only)
+    {model}/deployments.json         the HTTP function's blue and green versions, traffic and shadow
 
 The stage names, the model name rules and every registry path are defined here and nowhere else
 (the file names inside a version, and the rule for them, are the model folder's: model/artifacts.py).
@@ -19,6 +20,7 @@ SERVING_STAGE = STAGES[-1]  # what scores when no stage is named: production
 APPROVAL_STAGES = (SERVING_STAGE,)  # stages a version reaches only with a recorded human approval
 STAGES_DIR = "stages"
 DECISIONS_FILE = "promotions.jsonl"
+DEPLOYMENTS_FILE = "deployments.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RESERVED_NAMES = {STAGES_DIR}
 
@@ -57,6 +59,11 @@ def stage_file(name: str, stage: str) -> str:
 def decisions_file(name: str) -> str:
     """`{model}/promotions.jsonl`: the model's log of promotion decisions, one JSON object a line."""
     return f"{name}/{DECISIONS_FILE}"
+
+
+def deployments_file(name: str) -> str:
+    """`{model}/deployments.json`: which versions the real-time endpoint serves, and how traffic splits."""
+    return f"{name}/{DEPLOYMENTS_FILE}"
 
 
 def parse_version_file(path: str) -> tuple[str, int, str] | None:

@@ -216,7 +216,7 @@ class Registry:
         verify(file, data, metadata)
         return data
 
-    def load(self, name: str, ref: str, threads: int = 1) -> LoadedModel:
+    def load(self, name: str, ref: str, threads: int = 1, shared: bool = True) -> LoadedModel:
         """A ready-to-score model; the ONNX bytes are checked against metadata's sha256 first."""
         from model.serving import load_bytes
 
@@ -225,7 +225,7 @@ class Registry:
         model_bytes = self.store.read(version_file(name, version, MODEL_FILE))
         if model_bytes is None:
             raise IntegrityError(f"version {version} of {name!r} has metadata.json but no {MODEL_FILE}")
-        return load_bytes(metadata, model_bytes, threads)
+        return load_bytes(metadata, model_bytes, threads, shared)
 
     def download(self, name: str, ref: str, dest: Path) -> Path:
         """Copy every file of a version into `dest` (a model folder), verifying each sha256."""

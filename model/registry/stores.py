@@ -33,6 +33,10 @@ class Store(Protocol):
 
     def read_with_token(self, path: str) -> tuple[bytes | None, Token | None]: ...
 
+    def read_if_changed(self, path: str, token: Token | None) -> tuple[bytes | None, Token | None] | None:
+        """(content, token) if the file is no longer the version `token` names, else None."""
+        ...
+
     def create(self, path: str, data: bytes) -> None: ...
 
     def replace(self, path: str, data: bytes, expected: Token | None) -> Token: ...
@@ -74,6 +78,10 @@ class FolderStore:
     def read_with_token(self, path: str) -> tuple[bytes | None, Token | None]:
         data = self.read(path)
         return data, None if data is None else sha256_bytes(data)
+
+    def read_if_changed(self, path: str, token: Token | None) -> tuple[bytes | None, Token | None] | None:
+        data, current = self.read_with_token(path)
+        return None if current == token else (data, current)
 
     def create(self, path: str, data: bytes) -> None:
         target = self._path(path)
@@ -187,6 +195,35 @@ class BlobStore:
                 raise self._missing_container() from None
             return None, None
         return data, downloader.properties.etag
+
+    def read_if_changed(self, path: str, token: Token | None) -> tuple[bytes | None, Token | None] | None:
+        """A conditional GET (`If-None-Match`): an unchanged blob costs a 304 with no body.
+
+        Azure Storage answers an unchanged blob with 304; Azurite with 412 ConditionNotMet
+        (Azure/Azurite#633). On this request the only condition is If-None-Match, so either
+        means "unchanged".
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceModifiedError,
+            ResourceNotFoundError,
+            ResourceNotModifiedError,
+        )
+
+        if token is None:
+            data, current = self.read_with_token(path)
+            return None if current is None else (data, current)
+        try:
+            downloader = self.container.download_blob(
+                _check_path(path), etag=token, match_condition=MatchConditions.IfModified
+            )
+            return downloader.readall(), downloader.properties.etag
+        except (ResourceNotModifiedError, ResourceModifiedError):
+            return None
+        except ResourceNotFoundError as exc:
+            if exc.error_code == "ContainerNotFound":
+                raise self._missing_container() from None
+            return None, None
 
     def _upload(self, path: str, data: bytes, **conditions: Any) -> Token:
         from azure.storage.blob import ContentSettings
