@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -212,6 +213,13 @@ class FunctionsHttpServer(http.server.ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         return "http://{}:{}".format(*self.server_address[:2])
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A client that hangs up on a kept-alive connection is normal, not a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s:%s closed the connection", *client_address[:2])
+            return
+        super().handle_error(request, client_address)
 
     def stop(self) -> None:
         """Stop serving (if started in a thread) and close the listening socket."""

@@ -24,6 +24,7 @@ import pandas as pd
 from azure.storage.blob import BlobServiceClient
 
 from functions.blob_io import ensure_container, read_text, write_json
+from functions.monitor.http_traffic import read_traffic, write_http_drift
 from functions.monitor.sources import drift_verdicts, read_outcomes, read_predictions, streak
 from functions.retrain.request import request_retrain
 from functions.settings import Settings
@@ -53,6 +54,7 @@ class MonitorReport:
     written: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    http_drift: list[str] = field(default_factory=list)  # drift reports of the HTTP traffic, per day
     batches: int = 0  # scored batches with a drift verdict in the window
     drift_streak: int = 0  # the latest of them in a row whose dataset drifted
     retrain: dict[str, Any] | None = None  # the retraining verdict (None: no version serves yet)
@@ -135,8 +137,12 @@ def run_monitor(
     outcomes = read_outcomes(
         service.get_container_client(EXPORTS_CONTAINER), options.outcomes_table, since.date()
     )
+    traffic = read_traffic(monitoring, settings.model_name, since)  # the HTTP function's answers
+    report.http_drift = write_http_drift(monitoring, registry, settings.model_name, traffic, options.drift)
+    if len(traffic.predictions):
+        predicted.frame = pd.concat([predicted.frame, traffic.predictions], ignore_index=True)
     report.predictions, report.outcomes = len(predicted.frame), len(outcomes.frame)
-    report.skipped = predicted.skipped + outcomes.skipped
+    report.skipped = predicted.skipped + outcomes.skipped + traffic.skipped
     if not outcomes.files:
         log.warning(
             "monitor: no complete export of %s since %s: realised quality cannot be computed",

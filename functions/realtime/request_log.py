@@ -11,7 +11,8 @@ dropped and counted (a logging outage must not grow a worker's memory without bo
 
 A line: request_id, at (UTC, ms), model, deployment, version, route (forced | sticky | weighted),
 bucket, status, code, latency_ms (the handler's own time), rows, shadow (true for the shadow
-copy, with shadow_of), outputs [{id, probability, decision}], inputs {column: [values]} when
+copy, with shadow_of), outputs [{id, probability, decision}], ids_sent (the ids are the caller's
+client_id, not row numbers: only those join with outcomes), inputs {column: [values]} when
 REQUEST_LOG_INPUTS is on.
 """
 
@@ -32,7 +33,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from lake.contract import JSON_LINES_CONTENT_TYPE
-from lake.paths import request_log_path
+from lake.paths import REQUESTS_DIR, request_log_path
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,25 @@ def read_lines(container: ContainerClient, prefix: str) -> list[dict[str, Any]]:
     """Every line under `prefix` (one hour of one deployment, or wider), in blob-name order."""
     lines: list[dict[str, Any]] = []
     for blob in sorted(container.list_blobs(name_starts_with=prefix), key=lambda b: b.name):
+        body = container.download_blob(blob.name).readall().decode()
+        lines.extend(json.loads(line) for line in body.splitlines() if line.strip())
+    return lines
+
+
+def read_since(container: ContainerClient, model_name: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """Every line of every deployment written in an hour folder at or after `since`'s hour."""
+    first = since.replace(minute=0, second=0, microsecond=0)
+    lines: list[dict[str, Any]] = []
+    for blob in sorted(
+        container.list_blobs(name_starts_with=f"{model_name}/{REQUESTS_DIR}/"), key=lambda b: b.name
+    ):
+        parts = blob.name.split("/")
+        try:
+            hour = dt.datetime(*map(int, parts[3:7]), tzinfo=dt.UTC)
+        except (TypeError, ValueError):
+            continue  # not a request-log batch
+        if hour < first:
+            continue
         body = container.download_blob(blob.name).readall().decode()
         lines.extend(json.loads(line) for line in body.splitlines() if line.strip())
     return lines

@@ -172,8 +172,10 @@ class RealtimeService:
             line["version"] = chosen.version
         if shadow_of:
             line["shadow_of"] = shadow_of
-        if scored is not None and self.options.log_inputs and scored.features is not None:
-            line["inputs"] = scored.features
+        if scored is not None:
+            line["ids_sent"] = scored.ids_sent
+            if self.options.log_inputs and scored.features is not None:
+                line["inputs"] = scored.features
         return line
 
     def _shadow(

@@ -45,6 +45,7 @@ class Scored:
     unseen: dict[str, int] = field(default_factory=dict)
     path: str = "rows"  # rows | frame: which checker ran (for the request log and the tests)
     features: dict[str, list[Any]] | None = None  # raw inputs by column, for the request log
+    ids_sent: bool = False  # the request named its rows (client_id): the monitor can join outcomes
 
 
 def _column_of(reason: str) -> str | None:
@@ -116,6 +117,7 @@ class RowChecker:
         else:
             scored = self._frame(table)
         scored.features = {c: [row[positions[c]] for row in table.rows] for c in self.schema.raw_columns}
+        scored.ids_sent = self.schema.id_column in positions
         return scored
 
     def _with_ids(self, table: Table) -> Table:
