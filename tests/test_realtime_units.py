@@ -405,3 +405,18 @@ def test_the_cli_moves_traffic(folder_registry, tmp_path: Path, capsys) -> None:
     assert "green=v2 0%" in capsys.readouterr().out
     assert main([*base, "show", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["change"]["action"] == "rollback"
+
+
+def test_the_dashboard_lists_blue_green_changes(folder_registry) -> None:  # type: ignore[no-untyped-def]
+    from model.monitoring.collect import promotions
+
+    registry, good, bad = folder_registry
+    deployments = Deployments(registry, "m", "dev")
+    deployments.set(bad, "green")
+    deployments.traffic(green=10, reason="canary")
+    moves, skipped = promotions(registry, "m")
+    assert not skipped
+    http = [m for m in moves if m.stage == "http"]
+    assert [m.kind for m in http] == ["http set", "http traffic"]
+    assert http[-1].reason == f"canary; now blue v{good} 90 %, green v{bad} 10 %"
+    assert [m.stage for m in moves if m.stage != "http"] == ["dev"]

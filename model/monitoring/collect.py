@@ -31,6 +31,7 @@ from lake.paths import (
     quality_path,
 )
 from model.registry import STAGES, Registry, RegistryError, VersionInfo
+from model.registry.deployments import DEPLOYMENT_KIND
 from model.registry.stores import BlobStore, FolderStore, Store
 
 JSON_SUFFIX = ".json"
@@ -193,8 +194,33 @@ def read_documents(
     return documents, skipped
 
 
+HTTP_STAGE = "http"  # how the table shows a blue/green change of the real-time endpoint
+
+
+def _deployment(entry: Mapping[str, Any]) -> Promotion:
+    """A blue/green change of the promotion log (model/registry/deployments.py) as one table row."""
+    after = entry.get("deployments") or {}
+    split = ", ".join(
+        f"{c} v{(after.get(c) or {}).get('version') or '-'} {(after.get(c) or {}).get('traffic', 0)} %"
+        for c in ("blue", "green")
+    )
+    reason = entry.get("reason")
+    return Promotion(
+        stage=HTTP_STAGE,
+        version=str(entry["version"]),
+        kind=f"{HTTP_STAGE} {entry.get('action')}",
+        at=parse_time(entry.get("logged_at")),
+        actor=str(entry.get("actor", "?")),
+        previous=None,
+        reason=f"{reason}; now {split}" if reason else f"now {split}",
+        gate=None,
+    )
+
+
 def _promotion(entry: Mapping[str, Any], stage: str | None = None) -> Promotion:
     """A stage record, a history entry or a promotion log line as one Promotion."""
+    if entry.get("kind") == DEPLOYMENT_KIND:
+        return _deployment(entry)
     return Promotion(
         stage=str(entry.get("stage", stage)),
         version=str(entry["version"]),

@@ -33,6 +33,7 @@ from model.monitoring.svg import (
     time_ticks,
 )
 from model.monitoring.text import esc, number, percent
+from model.registry import STAGES
 
 MAX_BATCHES = 60
 MAX_PERIODS = 26
@@ -331,7 +332,7 @@ def _cards(data: DashboardData, shown: list[Batch]) -> str:
     last = shown[-1] if shown else None
     estimates = [b for b in shown if ((b.estimate or {}).get("roc_auc") or {}).get("status") == "ok"]
     realised = [(p, v, r) for p, v, r in _periods(data) if r.get("status") == "ok"]
-    serving = {move.stage: move.version for move in data.promotions}
+    serving = {move.stage: move.version for move in data.promotions if move.stage in STAGES}
     status = badge((last.drift or {}).get("status")) if last and last.drift else "–"
     cards = [
         (status, f"last batch {last.key if last else ''}"),
