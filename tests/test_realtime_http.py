@@ -13,9 +13,12 @@ from collections import Counter
 
 import pytest
 from azure.functions.timer import TimerRequest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lake.contract import MODELS_CONTAINER, MONITORING_CONTAINER
 from lake.paths import rollback_state_path
+from model.realtime import errors
 from model.registry.deployments import DEPLOYMENT_KIND
 from tests.realtime_support import app_stack, http_request, records
 
@@ -291,3 +294,39 @@ def test_over_loopback_http_and_the_schema(stack, models) -> None:  # type: igno
         validator.validate(good)
     for bad in ({"records": [dict(rows[0], age="old")]}, {"records": rows, "data": []}, {"data": [[1, 2]]}):
         assert not validator.is_valid(bad), bad
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_no_generated_body_gets_a_server_error(stack, models, data) -> None:  # type: ignore[no-untyped-def]
+    """Hostile and random bodies: every answer is a coded 200/400/413/415, never a 500."""
+    base = records(models, 1)[0]
+    choice = data.draw(st.sampled_from(["bytes", "json", "form", "row"]))
+    if choice == "bytes":
+        raw = data.draw(st.binary(max_size=200))
+    elif choice == "json":
+        raw = json.dumps(data.draw(_JSON)).encode()
+    elif choice == "form":
+        form = data.draw(
+            st.sampled_from(["data", "records", "dataframe_split", "dataframe_records", "input_data"])
+        )
+        raw = json.dumps({form: data.draw(_JSON)}).encode()
+    else:
+        row = dict(base)
+        for column in data.draw(st.lists(st.sampled_from(sorted(base)), max_size=5, unique=True)):
+            row[column] = data.draw(_JSON)
+        raw = json.dumps({"records": [row]}).encode()
+    response = stack.functions["score"](http_request(raw=raw))
+    body = json.loads(response.get_body())
+    assert response.status_code in (200, 400, 413, 415), body
+    if response.status_code != 200:
+        assert body["error"]["code"] in errors.STATUS and body["error"]["status"] == response.status_code
+    else:
+        assert len(body["predictions"]) == 1

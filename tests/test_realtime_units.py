@@ -109,11 +109,16 @@ def test_mlflow_serializer_payload_is_read_as_mlflow_reads_it(models: Models, ch
         (b'{"records": [{"a": 1}], "ids": [1]}', errors.BAD_PAYLOAD),
         (b'{"dataframe_split": {"columns": ["a", "a"], "data": [[1, 2]]}}', errors.BAD_PAYLOAD),
         (b'{"input_data": {"data": [[1]]}}', errors.BAD_PAYLOAD),
+        (b'{"data": [[1]], "ids": [[1]]}', errors.BAD_PAYLOAD),
+        (b'{"records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", errors.BAD_PAYLOAD),
+        (b'{"data": [[' + b"9" * 5000 + b"]]}", errors.NOT_JSON),
+        (b'{"data": [[1]]', errors.NOT_JSON),
+        (b"", errors.NOT_JSON),
     ],
 )
 def test_bad_bodies_get_their_code(body: bytes, code: str) -> None:
     with pytest.raises(errors.RequestRejected) as refused:
-        parse_body(body, ("a",), 1 << 20, 100)
+        parse_body(body, ("a",), 1 << 21, 100)
     assert refused.value.code == code
     assert refused.value.status == errors.STATUS[code]
 

@@ -63,8 +63,10 @@ def parse_body(body: bytes, data_columns: tuple[str, ...], max_bytes: int, max_r
         )
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RequestRejected(NOT_JSON, f"the body is not JSON: {error}") from None
+    except RecursionError:  # valid JSON perhaps, but nested deeper than any payload form is
+        raise _bad("the body is nested too deeply for any payload form") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4,300 digits
+        raise RequestRejected(NOT_JSON, f"the body is not JSON: {str(error)[:200]}") from None
     table = read_document(document, data_columns)
     if len(table.rows) > max_rows:
         raise RequestRejected(
@@ -141,7 +143,10 @@ def _positional(form: str, data: Any, columns: tuple[str, ...], ids: Any) -> Tab
         raise _bad(f'"ids" must be a list with one id per row ({len(data)})')
     rows = [[_cell(v) for v in row] for row in data]
     _check_scalars(form, rows, columns)
-    return Table(form, columns, rows, None if ids is None else [_cell(i) for i in ids])
+    if ids is not None:
+        ids = [_cell(i) for i in ids]
+        _check_scalars(form, [[i] for i in ids], ("ids",))
+    return Table(form, columns, rows, ids)
 
 
 def _records(form: str, records: Any) -> Table:
