@@ -53,27 +53,23 @@ PARITY_TOLERANCE = 1e-5  # ONNX (float32 inputs) vs scikit-learn (float64)
 TARGET_HANDLER_P50_MS, TARGET_SPEEDUP_VS_SEEDS = 1.0, 5.0  # the real-time issue's targets
 LABELS = {"b": "(b) ONNX core in-process", "h": "(a') ours: handler in-process",
           "a": "(a) ours: app via local host", "c": "(c) seeds: pandas + sklearn via local host"}  # fmt: skip
-NODELAY, SHIPPED = "TCP_NODELAY", "as shipped"  # the local host's sockets: see `no_delay`
 NOTES = (
     "p50/p99: client-observed latency ((a'), (b): the call's own time); requests/s: requests / wall "
-    "time of the loop; host `-`: called in-process, no HTTP. as shipped: `devstack.http_host` "
-    "unchanged, which sends an answer's headers and body in two writes with Nagle's algorithm on, "
-    "so the body waits for the client's delayed ACK (~40 ms on Linux) whatever the function; "
-    "TCP_NODELAY: the same host with `disable_nagle_algorithm = True` on a subclass of its handler."
+    "time of the loop; client `-`: called in-process, no HTTP. Both HTTP cases are served by "
+    "`devstack.http_host` (the host of `make serve`), with TCP_NODELAY on its sockets."
 )
 log = logging.getLogger("bench.http_bench")
 
 
 @dataclass
 class Case:
-    """One measured loop: which way, rows per request, client, host, every latency (ms), wall time."""
+    """One measured loop: which way, rows per request, client, every latency (ms), wall time."""
 
     key: str
     rows: int
     client: str
     latencies_ms: list[float]
     seconds: float
-    host: str = "-"  # NODELAY | SHIPPED for the HTTP cases
 
     def p(self, q: float) -> float:
         """Nearest-rank percentile: with few requests p99 is the slowest, never an interpolation."""
@@ -95,14 +91,13 @@ class Report:
     parity: dict[str, float] = field(default_factory=dict)  # "a-b" etc. -> max |difference|
     seconds: float = 0.0
 
-    def case(self, key: str, rows: int, client: str = "-", host: str = NODELAY) -> Case | None:
-        found = [c for c in self.cases if (c.key, c.rows, c.client) == (key, rows, client)
-                 and c.host in ("-", host)]  # fmt: skip
+    def case(self, key: str, rows: int, client: str = "-") -> Case | None:
+        found = [c for c in self.cases if (c.key, c.rows, c.client) == (key, rows, client)]
         return found[-1] if found else None
 
-    def speedup(self, rows: int, client: str, host: str = NODELAY) -> float | None:
+    def speedup(self, rows: int, client: str) -> float | None:
         """(a) requests/s / (c) requests/s, when both ran."""
-        a, c = self.case("a", rows, client, host), self.case("c", rows, client, host)
+        a, c = self.case("a", rows, client), self.case("c", rows, client)
         return None if a is None or c is None else a.per_second / c.per_second
 
     def markdown(self) -> str:
@@ -110,19 +105,18 @@ class Report:
                  f"stops at {self.args.requests:,} requests or {self.args.seconds:g} s.", "",
                  *(f"- {name}: {value}" for name, value in self.machine),
                  *("", "Command:", "", "```", self.command, "```", ""),
-                 "| rows/request | case | host | client | requests | p50 ms | p99 ms | requests/s |",
-                 "|---:|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+                 "| rows/request | case | client | requests | p50 ms | p99 ms | requests/s |",
+                 "|---:|---|---|---:|---:|---:|---:|"]  # fmt: skip
         for c in self.cases:
-            lines.append(f"| {c.rows} | {LABELS[c.key]} | {c.host} | {c.client} | {len(c.latencies_ms):,} "
+            lines.append(f"| {c.rows} | {LABELS[c.key]} | {c.client} | {len(c.latencies_ms):,} "
                          f"| {c.p(0.5):.3f} | {c.p(0.99):.3f} | {c.per_second:,.0f} |")  # fmt: skip
         lines += ["", NOTES, ""]
         for rows in SIZES:
             if (h := self.case("h", rows)) is not None:
                 lines.append(f"- Handler time, {rows} row(s): p50 {h.p(0.5):.3f} ms, p99 {h.p(0.99):.3f} ms")
-            for host in (NODELAY, SHIPPED):
-                for client in CLIENTS:
-                    if (speed := self.speedup(rows, client, host)) is not None:
-                        lines.append(f"- {rows} row(s), {host}, {client} client: (a) / (c) = {speed:.2f}x")
+            for client in CLIENTS:
+                if (speed := self.speedup(rows, client)) is not None:
+                    lines.append(f"- {rows} row(s), {client} client: (a) / (c) = {speed:.2f}x")
             if (a := self.case("a", rows, CLIENTS[1])) and (b := self.case("b", rows)):
                 lines.append(f"- {rows} row(s), process client: (a) / (b) = {a.per_second / b.per_second:.1%}"
                              f" ((a) p50 {a.p(0.5):.3f} ms, (b) p50 {b.p(0.5):.3f} ms)")  # fmt: skip
@@ -141,9 +135,7 @@ class Report:
         if (speed := self.speedup(1, CLIENTS[1])) is not None:
             verdict = "MET" if speed >= TARGET_SPEEDUP_VS_SEEDS else "MISSED"
             out.append(f"- {verdict}: (a) >= {TARGET_SPEEDUP_VS_SEEDS:g}x (c) requests/s for one row "
-                       f"({NODELAY}, process client): {speed:.2f}x")  # fmt: skip
-        if (speed := self.speedup(1, CLIENTS[0], SHIPPED)) is not None:
-            out.append(f"- for information, host as shipped (thread client): {speed:.2f}x")
+                       f"(process client): {speed:.2f}x")  # fmt: skip
         worst = max(self.parity.get("a-c", math.inf), self.parity.get("b-c", math.inf))
         verdict = "agree" if worst <= PARITY_TOLERANCE else "DIFFER"
         out.append(f"- {verdict}: ONNX vs sklearn within {PARITY_TOLERANCE:g}: {worst:.1e}")
@@ -286,13 +278,6 @@ def seeds_app(pipeline_path: Path, metadata: dict[str, Any]) -> Any:
     return app
 
 
-def no_delay(server: Any, on: bool) -> None:
-    """Connections accepted from now on get TCP_NODELAY (a subclass of the host's handler) or not."""
-    shipped = server.__dict__.setdefault("shipped_handler", server.RequestHandlerClass)
-    nodelay = type("NoDelayHandler", (shipped,), {"disable_nagle_algorithm": True})
-    server.RequestHandlerClass = nodelay if on else shipped
-
-
 def run(args: argparse.Namespace, connection: str | None = None) -> Report:
     """Every case, in one process; starts its own Azurite unless given one's connection string."""
     from devstack import azurite as azurite_mod
@@ -349,15 +334,12 @@ def _run_cases(args: argparse.Namespace, report: Report, workdir: Path, connecti
                                            headers={"content-type": "application/json"})  # fmt: skip
                 for key, call in (("b", lambda body=body: core(body)), ("h", lambda r=request: handler(r))):
                     report.cases.append(Case(key, rows, "-", *timed_loop(call, args.requests, args.seconds)))
-                for host in (NODELAY, SHIPPED) if rows == min(SIZES) else (NODELAY,):
-                    for key, (server, url) in servers.items():
-                        no_delay(server, host == NODELAY)
-                        for client in CLIENTS if host == NODELAY else CLIENTS[:1]:
-                            case = http_case(key, rows, client, url, body, args, workdir)
-                            case.host = host
-                            report.cases.append(case)
-                            log.info("%d row(s), (%s), %s, %s client: p50 %.3f ms, %.0f requests/s", rows,
-                                     key, host, client, case.p(0.5), case.per_second)  # fmt: skip
+                for key, (_, url) in servers.items():
+                    for client in CLIENTS:
+                        case = http_case(key, rows, client, url, body, args, workdir)
+                        report.cases.append(case)
+                        log.info("%d row(s), (%s), %s client: p50 %.3f ms, %.0f requests/s", rows, key,
+                                 client, case.p(0.5), case.per_second)  # fmt: skip
             big = bodies[max(SIZES)]
             answers = {"b": core(big).probabilities.tolist()}
             for key, (_, url) in servers.items():

@@ -1,0 +1,34 @@
+"""bench/scoring_bench.py still runs end to end on a tiny input (it broke once, unnoticed, when
+training's result type changed). The figures are not judged here: docs/benchmarks.md holds a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import run_module
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_the_batch_scoring_bench_runs_every_method(tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    done = run_module(
+        "bench.scoring_bench",
+        "--rows",
+        "3000",
+        "--families",
+        "logreg",
+        "--markdown",
+        str(report),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = report.read_text()
+    assert "| 3,000 | logreg |" in text
+    (same,) = [
+        line for line in text.splitlines() if line.startswith("- 3,000 rows, logreg:") and "over" in line
+    ]
+    difference = float(same.split(":")[1].split()[0])  # max |P(a) - P(c)|: ONNX and sklearn agree
+    assert difference < 1e-5, same
