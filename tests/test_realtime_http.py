@@ -330,3 +330,43 @@ def test_no_generated_body_gets_a_server_error(stack, models, data) -> None:  # 
         assert body["error"]["code"] in errors.STATUS and body["error"]["status"] == response.status_code
     else:
         assert len(body["predictions"]) == 1
+
+
+def test_workers_revalidate_on_their_clock_with_conditional_reads(stack) -> None:  # type: ignore[no-untyped-def]
+    """Within DEPLOYMENTS_REFRESH_SECONDS nothing is read; after it, an unchanged document costs one
+    conditional read (no download, no reload); a change is seen at the next refresh."""
+    from functions.realtime.live import LiveDeployments
+
+    calls: Counter[str] = Counter()
+    store = stack.registry.store
+
+    class Counting:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            method = getattr(store, name)
+
+            def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+                calls[name] += 1
+                return method(*args, **kwargs)
+
+            return counted
+
+    stack.deployments.set(stack.bad, "green")  # the document exists: reads of it can be conditional
+    now = [0.0]
+    registry = type(stack.registry)(Counting())  # type: ignore[arg-type]
+    live = LiveDeployments(registry, stack.name, "dev", refresh_seconds=2.0, clock=lambda: now[0])
+    first = live.current()
+    assert first.routed.blue == stack.good and calls["read_with_token"] == 1
+    reads = dict(calls)
+    now[0] = 1.9
+    assert live.current() is first and dict(calls) == reads  # inside the interval: nothing read
+    now[0] = 2.5
+    second = live.current()
+    assert calls["read_if_changed"] == 1 and second.checkers is first.checkers  # unchanged: not reloaded
+    assert calls["read_with_token"] == reads["read_with_token"]  # no second full read
+    stack.deployments.traffic(green=40)
+    now[0] = 3.0
+    assert live.current().routed.green_weight == 0  # still inside the interval
+    now[0] = 5.0
+    changed = live.current()
+    assert changed.routed.green_weight == 40 and changed.checkers["green"].model.version == stack.bad
+    assert changed.checkers["blue"] is first.checkers["blue"]  # blue's loaded model is kept, not reloaded
