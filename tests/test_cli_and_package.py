@@ -164,6 +164,17 @@ def test_deployment_package_layout_and_imports(tmp_path: Path):
     assert completed.returncode == 0, completed.stderr
     loaded = json.loads(completed.stdout)
     assert loaded == {
-        "functions": ["daily_export", "score_blob", "score_shard", "monitor", "retrain"],
+        "functions": [
+            "score",
+            "health",
+            "ready",
+            "schema",
+            "rollback_check",
+            "daily_export",
+            "score_blob",
+            "score_shard",
+            "monitor",
+            "retrain",
+        ],
         "sklearn": False,
     }

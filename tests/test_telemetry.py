@@ -62,7 +62,7 @@ def test_the_monitoring_doc_lists_exactly_the_events_and_their_dimensions() -> N
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 3 and cells[0].startswith("`"):
-            table[cells[0].strip("`")] = tuple(re.findall(r"`([a-z_]+)`", cells[2]))
+            table[cells[0].strip("`")] = tuple(re.findall(r"`([a-z][a-z0-9_]*)`", cells[2]))
     assert table == {event.name: event.dimensions for event in EVENTS}
     assert list(table) == [event.name for event in EVENTS]
 
