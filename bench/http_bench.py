@@ -240,15 +240,11 @@ def app_settings(connection: str, name: str) -> Iterator[Any]:
         get_settings.cache_clear()
         from functions import function_app  # reads the settings on import
 
-        function_app.scoring.cache_clear()  # another caller (a test) may have bound it before
-        function_app.realtime.cache_clear()
+        function_app.reset()  # another caller (a test) may have bound it before
         try:
             yield function_app
         finally:
-            if function_app.realtime.cache_info().currsize:
-                function_app.realtime().log.close()
-            function_app.realtime.cache_clear()
-            function_app.scoring.cache_clear()
+            function_app.reset()
     get_settings.cache_clear()
 
 

@@ -47,6 +47,15 @@ def realtime() -> RealtimeService:
     return RealtimeService(get_settings(), scoring().service)
 
 
+def reset() -> None:
+    """Forget this process's contexts, flushing the request log first: for tests and benchmarks that
+    bind the app to other settings within one process (the worker never does)."""
+    if realtime.cache_info().currsize:
+        realtime().log.close()
+    realtime.cache_clear()
+    scoring.cache_clear()
+
+
 @app.function_name("score")
 @app.route(route="score", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def score(req: func.HttpRequest) -> func.HttpResponse:

@@ -101,14 +101,10 @@ def app_stack(
         get_settings.cache_clear()
         from functions import function_app  # after the settings: the module reads them on import
 
-        function_app.scoring.cache_clear()
-        function_app.realtime.cache_clear()
+        function_app.reset()
         functions = {f.get_function_name(): f.get_user_function() for f in runner.index(function_app.app)}
         try:
             yield Stack(name, env, registry, good, bad, functions)
         finally:
-            if function_app.realtime.cache_info().currsize:
-                function_app.realtime().log.close()
-            function_app.realtime.cache_clear()
-            function_app.scoring.cache_clear()
+            function_app.reset()
             get_settings.cache_clear()
