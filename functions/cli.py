@@ -1,4 +1,5 @@
-"""Operator CLI: `python -m functions export [--table T ...] [--date YYYY-MM-DD]`, `... score NAME.csv ...`.
+"""Operator CLI: `python -m functions export [--table T ...] [--date YYYY-MM-DD]`, `... score NAME.csv ...`,
+`... retrain`, `... poison list|redrive|clear`.
 
 Runs the same jobs as the functions (the export timer, the scoring blob trigger), with progress
 and a summary. Settings come from the environment, exactly as in the Function App (locally:
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -101,6 +104,52 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     return status
 
 
+def cmd_retrain(args: argparse.Namespace, console: Console) -> int:
+    """One retrain through the app's RETRAIN_RUNNER with its settings (functions/retrain/manual.py)."""
+    import os
+
+    from functions.retrain.manual import app_settings_env, run_manual
+    from model.registry.records import actor_of
+
+    env = app_settings_env(args.app_settings) if args.app_settings else dict(os.environ)
+    promote = None if args.promote is None else tuple(s.strip() for s in args.promote.split(",") if s.strip())
+    settings, record = run_manual(env, reason=args.reason, actor=actor_of(args.by), promote=promote,
+                                  export_day=args.export_day)  # fmt: skip
+    ok = record.get("status") not in {"failed", "not_submitted"}
+    colour = "green" if ok else "red"
+    detail = record.get("job_id") or record.get("why") or ""
+    status = f"[{colour}]{record.get('status')}[/]"
+    console.print(
+        f"retrain {settings.model_name} via {record.get('runner')}: {status} {detail}", soft_wrap=True
+    )
+    console.print_json(json.dumps(record, default=str))
+    return 0 if ok else 1
+
+
+def cmd_poison(args: argparse.Namespace, console: Console) -> int:
+    """List, re-drive or clear what the host parked in the poison queues (functions/poison.py)."""
+    from functions import poison
+
+    settings = load_settings()
+    if args.action == "list":
+        parked = poison.peek(settings, args.queue)
+        for message in parked:
+            console.print(message.describe(), soft_wrap=True)
+        console.print(f"{len(parked)} parked message(s) in {', '.join(poison.poison_queues(settings))}")
+        return 0
+    if args.action == "redrive":
+        lines = poison.redrive(settings, args.queue)
+        for line in lines:
+            console.print(line, soft_wrap=True)
+        console.print(f"{len(lines)} message(s) handled")
+        return int(any(line.startswith("kept") for line in lines))
+    if not args.queue or not args.yes:
+        console.print("[red]error:[/] clear needs --queue NAME and --yes (it deletes without re-driving)")
+        return 2
+    console.print(f"removed {poison.clear(settings, args.queue)} message(s) from {args.queue}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m functions", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +165,26 @@ def main(argv: list[str] | None = None) -> int:
         "blob", nargs="+", help=f"blob name in {SCORING_INPUT_CONTAINER}, e.g. clients-2026-11-22.csv"
     )
     score.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    retrain = commands.add_parser(
+        "retrain", help="ask for one retrain through the app's RETRAIN_RUNNER (Azure ML job, or local)"
+    )
+    retrain.add_argument(
+        "--app-settings",
+        type=Path,
+        help="the app's settings (`az functionapp config appsettings list -o json`)",
+    )
+    retrain.add_argument("--promote", help="stages to promote to, comma-separated (default: RETRAIN_PROMOTE)")
+    retrain.add_argument(
+        "--export-day", type=_date, help="the outcomes export to train on (default: the newest)"
+    )
+    retrain.add_argument("--reason", default="asked by hand", help="recorded with the verdict and the job")
+    retrain.add_argument("--by", help="who asks (default: the login name)")
+    retrain.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    poisoned = commands.add_parser("poison", help="list, re-drive or clear the poison queues")
+    poisoned.add_argument("action", choices=("list", "redrive", "clear"))
+    poisoned.add_argument("--queue", help="only this poison queue")
+    poisoned.add_argument("--yes", action="store_true", help="clear: really delete")
+    poisoned.add_argument("-v", "--verbose", action="store_true", help="log each step")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
@@ -123,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     console = Console(stderr=False)
     try:
-        return cmd_score(args, console) if args.command == "score" else cmd_export(args, console)
+        run = {"score": cmd_score, "export": cmd_export, "retrain": cmd_retrain, "poison": cmd_poison}
+        return run[args.command](args, console)
     except (SettingsError, UnknownTableError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2

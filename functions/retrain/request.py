@@ -103,11 +103,16 @@ def request_retrain(
     verdict: dict[str, Any],
     now: dt.datetime,
     previous: dict[str, Any] | None = None,
+    *,
+    export_day: dt.date | None = None,
+    token: Callable[[], str] | None = None,
 ) -> dict[str, Any]:
     """Submit (or run) the retrain a fired verdict asks for; the record kept with the verdict.
 
     `previous` is the verdict already recorded for this day, if any: a retrain that ran or was
-    submitted today is not asked for twice.
+    submitted today is not asked for twice. `export_day` names the outcomes export to train on
+    (default: the newest complete one, which needs read access to `exports`); `token` gives the
+    ARM bearer token (default: the app's managed identity). The operator CLI passes both.
     """
     runner = settings.retraining.runner
     done = (previous or {}).get("submission") or {}
@@ -116,14 +121,15 @@ def request_retrain(
     if runner == "off":
         record = {"runner": "off", "status": "not_submitted", "why": "RETRAIN_RUNNER=off"}
     else:
-        exports = service.get_container_client(EXPORTS_CONTAINER)
-        export_day = latest_export_day(exports, settings.monitoring.outcomes_table, now.date())
+        if export_day is None:
+            exports = service.get_container_client(EXPORTS_CONTAINER)
+            export_day = latest_export_day(exports, settings.monitoring.outcomes_table, now.date())
         if export_day is None:
             why = f"no complete export of {settings.monitoring.outcomes_table} to train on"
             record = {"runner": runner, "status": "not_submitted", "why": why}
         elif runner == "azureml":
             try:
-                record = submit_azureml(settings, verdict, export_day, now.date())
+                record = submit_azureml(settings, verdict, export_day, now.date(), token)
             except (azureml.SubmitError, azureml.InvalidNameError, OSError) as error:
                 record = {"runner": runner, "status": "failed", "why": str(error)[:2000]}
         else:
