@@ -106,12 +106,10 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_retrain(args: argparse.Namespace, console: Console) -> int:
     """One retrain through the app's RETRAIN_RUNNER with its settings (functions/retrain/manual.py)."""
-    import os
-
     from functions.retrain.manual import app_settings_env, run_manual
     from model.registry.records import actor_of
 
-    env = app_settings_env(args.app_settings) if args.app_settings else dict(os.environ)
+    env = app_settings_env(args.app_settings) if args.app_settings else None  # None: this environment
     promote = None if args.promote is None else tuple(s.strip() for s in args.promote.split(",") if s.strip())
     settings, record = run_manual(env, reason=args.reason, actor=actor_of(args.by), promote=promote,
                                   export_day=args.export_day)  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from functions.retrain.request import request_retrain
 from functions.settings import Settings, SettingsError, load_settings
 from lake import clients
 from lake.contract import DATA_LAKE
+from model.registry import STAGES
 
 MANUAL = "manual"  # the rule a verdict names when no monitoring rule asked for the retrain
 _APP_IDENTITY = (f"{DATA_LAKE}__clientId", f"{DATA_LAKE}__credential")
@@ -60,7 +62,7 @@ def _cli_token() -> str:
 
 
 def run_manual(
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None,
     *,
     reason: str,
     actor: str,
@@ -69,10 +71,15 @@ def run_manual(
     now: dt.datetime | None = None,
     token: Callable[[], str] | None = None,
 ) -> tuple[Settings, dict[str, Any]]:
-    """Ask for one retrain with `env`'s settings; (the settings, the submission record)."""
+    """Ask for one retrain with `env`'s settings (None: this process's); (the settings, the record)."""
     now = now or dt.datetime.now(dt.UTC)
-    overrides = {"RETRAIN_PROMOTE": ",".join(promote)} if promote is not None else {}
-    settings = load_settings({**env, **overrides})
+    settings = load_settings(env)
+    if promote is not None:
+        unknown = sorted(set(promote) - set(STAGES))
+        if unknown:
+            raise SettingsError(f"--promote names {unknown}: stages are {', '.join(STAGES)}")
+        retraining = replace(settings.retraining, promote_to=tuple(s for s in STAGES if s in promote))
+        settings = replace(settings, retraining=retraining)
     if settings.retraining.runner == "off":
         raise SettingsError("RETRAIN_RUNNER is off for this app: there is nowhere to run a retrain")
     service = clients.blob_service(settings.data_lake)
