@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 import re
 import shlex
@@ -30,6 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.command_support import command_problems, rel, simple_commands
+
 REPO = Path(__file__).resolve().parent.parent
 GITHUB = REPO / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
@@ -38,11 +38,6 @@ VENV_BIN = Path(sys.executable).parent  # .venv/bin: actionlint, shellcheck and 
 
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+(\.\d+)*\b")
-# CLIs whose first positional argument is a subcommand, and their options that take a value before it
-SUBCOMMAND_CLIS = {"model": {"--registry"}, "functions": set()}
-SHELL_WORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "case", "esac"}
-SHELL_WORDS |= {"in", "{", "}", "!", "time", "sudo", "env", "exec"}
-SEPARATORS = {";", ";;", "&", "&&", "|", "||", "(", ")", "\n"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -50,10 +45,6 @@ def load(path: Path) -> dict[str, Any]:
     if True in document:  # YAML 1.1 reads the key `on` as a boolean
         document["on"] = document.pop(True)
     return document
-
-
-def rel(path: Path) -> str:
-    return str(path.relative_to(REPO))
 
 
 def tool(name: str) -> str:
@@ -239,105 +230,6 @@ class Missing:
 
 def label(step: dict[str, Any], index: int) -> str:
     return str(step.get("name") or step.get("id") or step.get("uses") or f"step {index + 1}")
-
-
-@functools.cache
-def make_targets() -> frozenset[str]:
-    text = (REPO / "Makefile").read_text()
-    return frozenset(re.findall(r"^([A-Za-z0-9_-][A-Za-z0-9_.-]*)\s*:(?!=)", text, re.MULTILINE))
-
-
-def simple_commands(script: str) -> Iterator[list[str]]:
-    """The simple commands of a shell script: words between operators, leading assignments dropped."""
-    script = script.replace("\\\n", " ")
-    for line in script.splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        words: list[str] = []
-        for token in [*lexer, ";"]:
-            if token in SEPARATORS:
-                if words:
-                    yield words
-                words = []
-            elif words or not (token in SHELL_WORDS or re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", token)):
-                words.append(token)
-
-
-def _is_python(word: str) -> bool:
-    return re.fullmatch(r"python(3(\.\d+)?)?", Path(word).name) is not None
-
-
-def _repo_module(module: str) -> Path | None:
-    """The file a repository module runs as (`a/b.py` or `a/b/__main__.py`), if `module` is ours."""
-    top = module.split(".")[0]
-    if not ((REPO / top).is_dir() or (REPO / f"{top}.py").is_file()):
-        return None
-    base = REPO.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__main__.py"):
-        if candidate.is_file():
-            return candidate
-    return base / "__main__.py"  # ours, but missing
-
-
-@functools.cache
-def subcommand_problem(module: str, leading: tuple[str, ...], sub: str) -> str | None:
-    result = subprocess.run(  # noqa: S603 - this interpreter, the repository's own CLI
-        [sys.executable, "-m", module, *leading, sub, "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if result.returncode == 0:
-        return None
-    last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-    return f"`python -m {module}` has no subcommand {sub!r} ({last})"
-
-
-def _module_problems(module: str, args: list[str]) -> list[str]:
-    own = _repo_module(module)
-    if own is None:
-        if importlib.util.find_spec(module) is None:
-            return [f"module {module} is neither in the repository nor installed in the virtualenv"]
-        return []
-    if not own.is_file():
-        return [f"module {module}: no {rel(own)} (a module file, or a package with __main__.py)"]
-    if module not in SUBCOMMAND_CLIS:
-        return []
-    takes_value = SUBCOMMAND_CLIS[module]
-    leading: list[str] = []
-    words = iter(args)
-    for word in words:
-        if word.startswith("-"):
-            leading.append(word)
-            if word in takes_value:
-                leading.append(next(words, ""))
-            continue
-        if "$" in word:
-            return [f"subcommand {word!r} of `python -m {module}` is not literal: it cannot be checked"]
-        problem = subcommand_problem(module, tuple(leading), word)
-        return [problem] if problem else []
-    return [f"`python -m {module}` without a subcommand"]
-
-
-def command_problems(words: list[str]) -> list[str]:
-    """Why `words` (one simple command) would not run from this repository; empty if it would."""
-    program, args = words[0], words[1:]
-    if program == "make":
-        targets = [a for a in args if not a.startswith("-") and "=" not in a]
-        return [f"the Makefile has no target {t!r}" for t in targets if t not in make_targets()]
-    if program.startswith(("scripts/", "./scripts/", ".ci/", "./.ci/")):
-        return [] if (REPO / program).is_file() else [f"no file {program}"]
-    if _is_python(program):
-        for index, arg in enumerate(args):
-            if arg == "-m":
-                module = args[index + 1] if index + 1 < len(args) else ""
-                return _module_problems(module, args[index + 2 :])
-            if arg == "-c":
-                return []
-            if not arg.startswith("-"):
-                return [] if (REPO / arg).is_file() else [f"no file {arg}"]
-    return []
 
 
 def missing_commands(workflow: str, jobs: dict[str, Any]) -> list[Missing]:
