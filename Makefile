@@ -1,7 +1,7 @@
 # The two commands of the README are `make demo` and `make test`; the rest are conveniences.
 PY := .venv/bin/python
 
-.PHONY: demo test replay lint format stop host serve export package plan soak clean
+.PHONY: demo test replay lint format stop host serve export package plan smoke soak clean
 
 demo:            ## fresh machine -> demo database exported to CSV in Azurite
 	scripts/bootstrap.sh
@@ -44,6 +44,11 @@ package:         ## build the deployment package in .build/functionapp
 STACK ?= dev
 plan:            ## offline plan of a Pulumi stack (no Azure login): make plan STACK=prod
 	$(PY) -m infra.plan $(STACK)
+
+# `make smoke` checks the local stack (STACK left at its default means local here); STACK=dev|preprod|prod
+# checks a deployed stack (Pulumi and Azure CLIs logged in).
+smoke:           ## post-deploy smoke test: export -> scoring -> HTTP, end to end (make smoke STACK=local)
+	$(PY) scripts/smoke.py --stack $(if $(filter file undefined,$(origin STACK)),local,$(STACK))
 
 soak:            ## 50 files into scoring-input/ at once, 2 racing local hosts: each scored exactly once
 	$(PY) -m bench.soak --files 50 --hosts 2

@@ -261,15 +261,38 @@ def people_grants(environment: str) -> list[Grant]:
     ]
 
 
-def deployer_grants() -> list[Grant]:
+# The stacks where the post-deploy smoke test (scripts/smoke.py) runs its writing steps.
+SMOKE_STACKS = ("dev", "preprod")
+
+
+def deployer_grants(environment: str) -> list[Grant]:
     """`pulumi up` uploads the code package with its own identity (no keys): write on that container,
     and the right to sign a user-delegation SAS (read access is still cut to that container); and
-    the retrain job's code to the workspace storage's code container (write there only)."""
-    return [
+    the retrain job's code to the workspace storage's code container (write there only).
+
+    In dev and preprod the same identity then runs the smoke test (scripts/smoke.py) right after
+    the deploy: it uploads a small sample to `scoring-input` and deletes it afterwards (Blob Data
+    Contributor there), and reads what the app made of it and of the export it triggered: the
+    export manifests in `exports`, the output in `predictions` or the verdict in `rejected`, and
+    the stage pointer in `models` that says which version must have scored (Blob Data Reader on
+    each; the export itself is triggered through the host's admin API with the master key, a
+    management-plane right the deployer already has). Never in prod: no test files in production,
+    so there the smoke test only asks `GET /api/ready`, and the deployer reads no production data.
+    """
+    grants = [
         Grant(DEPLOYER, "Storage Blob Data Contributor", f"host-container:{PACKAGE_CONTAINER}"),
         Grant(DEPLOYER, "Storage Blob Delegator", "host-storage"),
         Grant(DEPLOYER, "Storage Blob Data Contributor", CODE_SCOPE),
     ]
+    if environment in SMOKE_STACKS:
+        grants.append(
+            Grant(DEPLOYER, "Storage Blob Data Contributor", f"container:{SCORING_INPUT_CONTAINER}")
+        )
+        grants += [
+            Grant(DEPLOYER, "Storage Blob Data Reader", f"container:{name}")
+            for name in (EXPORTS_CONTAINER, PREDICTIONS_CONTAINER, REJECTED_CONTAINER, MODELS_CONTAINER)
+        ]
+    return grants
 
 
 def role_matrix(environment: str, publishes_for_scoring: bool, model_name: str) -> list[Grant]:
@@ -277,5 +300,5 @@ def role_matrix(environment: str, publishes_for_scoring: bool, model_name: str) 
         people_grants(environment)
         + function_grants(publishes_for_scoring, model_name)
         + retrain_job_grants()
-        + deployer_grants()
+        + deployer_grants(environment)
     )

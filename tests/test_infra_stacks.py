@@ -81,6 +81,22 @@ DEPLOYER_GRANTS = {
     # the retrain job's code asset (model/, lake/), uploaded by `pulumi up` (infra/upload.py)
     ("deployer", "Storage Blob Data Contributor", "ml/containers/code"),
 }
+# The post-deploy smoke test (scripts/smoke.py) runs as the deployer in dev and preprod only: it
+# writes (and deletes) its sample in scoring-input and reads the export manifests, the output or
+# the rejection, and the stage pointer. Nothing in prod: no test files in production.
+SMOKE_GRANTS = {
+    ("deployer", "Storage Blob Data Contributor", "dl/containers/scoring-input"),
+    ("deployer", "Storage Blob Data Reader", "dl/containers/exports"),
+    ("deployer", "Storage Blob Data Reader", "dl/containers/predictions"),
+    ("deployer", "Storage Blob Data Reader", "dl/containers/rejected"),
+    ("deployer", "Storage Blob Data Reader", "dl/containers/models"),
+}
+
+
+def deployer_grants(name: str) -> set[tuple[str, str, str]]:
+    return DEPLOYER_GRANTS | (SMOKE_GRANTS if name in ("dev", "preprod") else set())
+
+
 # The retrain job's user-assigned identity: read the exports it mounts, write the registry
 # (infra/roles.py retrain_job_grants), in every stack.
 RETRAIN_JOB_GRANTS = {
@@ -147,7 +163,7 @@ def role_matrix(name: str) -> set[tuple[str, str, str]]:
 @pytest.mark.parametrize("name", STACKS)
 def test_role_matrix_is_exactly_the_architecture_guide(name: str) -> None:
     function = {("function", role, scope) for role, scope in FUNCTION_GRANTS}
-    expected = PEOPLE_GRANTS[name] | function | DEPLOYER_GRANTS | RETRAIN_JOB_GRANTS
+    expected = PEOPLE_GRANTS[name] | function | deployer_grants(name) | RETRAIN_JOB_GRANTS
     assert role_matrix(name) == expected
     # One assignment per row: the matrix has no duplicates hiding behind the set.
     assert len(by_type(stack(name), "authorization:RoleAssignment")) == len(expected)
@@ -181,12 +197,14 @@ def test_people_lose_access_outside_their_stacks() -> None:
     writable = {"Storage Blob Data Contributor", "Storage Blob Data Owner", "AzureML Data Scientist"}
     assert not {row for row in role_matrix("prod") if row[0] == "ml-engineers" and row[1] in writable}
     for name in STACKS:
-        assert {row for row in role_matrix(name) if row[0] == "deployer"} == DEPLOYER_GRANTS
+        assert {row for row in role_matrix(name) if row[0] == "deployer"} == deployer_grants(name)
         scopes = {scope for who, _, scope in role_matrix(name) if who == "function"}
         assert all(
             s.startswith(("dl/containers/", "dl/queues/", "vault/secrets/")) or s in ("fn", "workspace")
             for s in scopes
         )  # the workspace: to submit retrain jobs (AzureML Data Scientist, nothing else there)
+    # the smoke test writes no test files in production, so the deployer reads no production data
+    assert not {row for row in role_matrix("prod") if row[0] == "deployer" and row[2].startswith("dl")}
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -295,6 +313,7 @@ def test_read_only_scoring_input_when_the_export_chain_does_not_publish() -> Non
         for a in by_type(synthesis, "authorization:RoleAssignment")
         if a.inputs["scope"].startswith(f"/subscriptions/{SUBSCRIPTION}")
         and accounts["data-lake"] in a.inputs["scope"]
+        and a.inputs["principalId"] == synthesis.outputs["functionPrincipalId"]  # not the smoke test's
     }
     assert ("Storage Blob Data Reader", "scoring-input") in grants
     assert ("Storage Blob Data Contributor", "scoring-input") not in grants
