@@ -425,3 +425,24 @@ def test_the_dashboard_lists_blue_green_changes(folder_registry) -> None:  # typ
     assert [m.kind for m in http] == ["http set", "http traffic"]
     assert http[-1].reason == f"canary; now blue v{good} 90 %, green v{bad} 10 %"
     assert [m.stage for m in moves if m.stage != "http"] == ["dev"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("balance", True, "balance: true is not a value of this column"),
+        ("age", False, "age: false is not a value of this column"),
+        ("job", True, "job: true is not a value of this column"),
+        ("job", 5, "job: 5 is a number; its values are text"),
+        ("client_id", True, "client_id: true is not a value of this column"),
+        ("job", "", "job: missing value"),  # an empty field, as batch scoring reads one
+        ("age", "", "age: missing value"),
+    ],
+)
+def test_json_values_no_csv_field_can_hold_are_refused(models: Models, checker: RowChecker, column: str,
+                                                       value: object, reason: str) -> None:  # fmt: skip
+    rows = records(models, 2)
+    rows[1][column] = value
+    with pytest.raises(errors.RequestRejected) as refused:
+        checker.score(_table(rows))
+    assert [p.to_dict() for p in refused.value.problems] == [{"row": 2, "column": column, "reason": reason}]

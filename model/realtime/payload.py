@@ -9,7 +9,9 @@ Accepted, so that existing clients move over unchanged:
   `{"input_data": {"columns": [...], "index": [...], "data": [[...]]}}`.
 
 MLflow's own serializer writes a missing value as the bare literal `NaN` (not RFC 8259 JSON), so
-`NaN` is read as a missing value; `Infinity` reaches the row checks and is refused there.
+`NaN` is read as a missing value, as is `""` (an empty field of a CSV file); `Infinity` reaches the
+row checks and is refused there. JSON types the CSV files cannot hold are refused per value by the
+row checks: `true`/`false` anywhere, a number where the model expects text.
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ def _bad(message: str, problems: list[Problem] | None = None) -> RequestRejected
 
 
 def _cell(value: Any) -> Any:
-    """A JSON value as a cell: NaN (MLflow's missing value) becomes None; nested values are refused."""
-    if isinstance(value, float) and math.isnan(value):
+    """A JSON value as a cell: NaN (MLflow's missing value) and "" (an empty CSV field, which batch
+    scoring reads as missing) become None; nested values are refused later."""
+    if (isinstance(value, float) and math.isnan(value)) or value == "":
         return None
     return value
 

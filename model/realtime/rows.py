@@ -112,6 +112,8 @@ class RowChecker:
                 f"missing required column(s) {missing}; the request has {list(table.columns)}",
                 [Problem(None, c, f"{c}: missing column") for c in missing],
             )
+        if problems := self._type_problems(table, positions):
+            raise RequestRejected(INVALID_ROWS, _invalid_message(problems, len(table.rows)), problems)
         if _native(table, self.schema, positions):
             scored = self._rows(table, positions)
         else:
@@ -119,6 +121,29 @@ class RowChecker:
         scored.features = {c: [row[positions[c]] for row in table.rows] for c in self.schema.raw_columns}
         scored.ids_sent = self.schema.id_column in positions
         return scored
+
+    def _type_problems(self, table: Table, positions: dict[str, int]) -> list[Problem]:
+        """JSON values no CSV field can be: a boolean anywhere, a number where the model wants text.
+
+        A CSV file holds text only, so batch scoring never meets these; accepting `true` as 1 or a
+        number as a category would score what the caller did not mean."""
+        wanted = [(c, c in self.schema.categories) for c in self.schema.raw_columns]
+        if self.schema.id_column in positions:
+            wanted.append((self.schema.id_column, False))
+        problems = []
+        for number, row in enumerate(table.rows, start=1):
+            for column, wants_text in wanted:
+                cell = row[positions[column]]
+                if isinstance(cell, bool):
+                    shown = "true" if cell else "false"
+                    problems.append(
+                        Problem(number, column, f"{column}: {shown} is not a value of this column")
+                    )
+                elif wants_text and isinstance(cell, int | float):
+                    problems.append(
+                        Problem(number, column, f"{column}: {cell!r} is a number; its values are text")
+                    )
+        return problems
 
     def _with_ids(self, table: Table) -> Table:
         if table.ids is None:
