@@ -370,3 +370,36 @@ def test_workers_revalidate_on_their_clock_with_conditional_reads(stack) -> None
     changed = live.current()
     assert changed.routed.green_weight == 40 and changed.checkers["green"].model.version == stack.bad
     assert changed.checkers["blue"] is first.checkers["blue"]  # blue's loaded model is kept, not reloaded
+
+
+def test_a_fresh_lake_fires_every_timer_and_answers_not_ready(tmp_path, models) -> None:  # type: ignore[no-untyped-def]
+    """A first `make demo` fires every timer on an empty Azurite, before any model exists: the
+    rollback check must find nothing to judge (not fail on the missing `models` container), and the
+    HTTP function must say "not ready" with its reason, not crash."""
+    from devstack import azurite as azurite_mod
+    from devstack import runner
+    from functions.settings import get_settings
+    from tests.scoring_support import scoring_env
+
+    fresh = azurite_mod.start(tmp_path / "azurite")
+    try:
+        schedules = {f"{t}_SCHEDULE": "0 0 2 * * *" for t in ("EXPORT", "MONITOR", "RETRAIN", "ROLLBACK")}
+        env = scoring_env(fresh.connection_string, MODEL_NAME="fresh", **schedules)
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            get_settings.cache_clear()
+            from functions import function_app
+
+            function_app.reset()
+            hosted = {f.name: f for f in runner.discover(function_app.app, env)}
+            runner.fire_timer(hosted["rollback_check"], dt.datetime.now(dt.UTC))  # raises on failure
+            ready = hosted["ready"].user_function(http_request(method="GET", url="/api/ready"))
+            assert ready.status_code == 503
+            assert json.loads(ready.get_body())["reason"] == "no deployment takes traffic"
+            status = hosted["score"].user_function(http_request({"records": records(models, 1)})).status_code
+            assert status == 503
+            function_app.reset()
+        get_settings.cache_clear()
+    finally:
+        fresh.stop()

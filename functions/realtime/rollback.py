@@ -74,10 +74,11 @@ def run_rollback_check(
     now = now or dt.datetime.now(dt.UTC)
     policy = settings.realtime.rollback
     model = settings.model_name
-    if not settings.data_lake.identity_based:
+    local = not settings.data_lake.identity_based  # Azurite: create what Pulumi provisions in Azure
+    if local:
         ensure_container(service.get_container_client(MONITORING_CONTAINER))
-    deployments = Deployments(Registry(BlobStore(service.get_container_client(MODELS_CONTAINER))), model,
-                              settings.model_stage)  # fmt: skip
+    registry = Registry(BlobStore(service.get_container_client(MODELS_CONTAINER), ensure=local))
+    deployments = Deployments(registry, model, settings.model_stage)
     state = deployments.read()
     records = window_records(service, model, now, policy.window_minutes)
     check = check_green(state, records, policy)

@@ -64,7 +64,8 @@ class RealtimeService:
         monitoring = service.get_container_client(MONITORING_CONTAINER)
         if not settings.data_lake.identity_based:
             ensure_container(monitoring)  # locally; Pulumi provisions it in Azure
-        registry = Registry(BlobStore(service.get_container_client(MODELS_CONTAINER)))
+        local = not settings.data_lake.identity_based
+        registry = Registry(BlobStore(service.get_container_client(MODELS_CONTAINER), ensure=local))
         self.live = LiveDeployments(registry, settings.model_name, settings.model_stage,
                                     self.options.refresh_seconds, settings.scoring.threads)  # fmt: skip
         self.log = RequestLog(monitoring, settings.model_name, self.options.flush_seconds)
