@@ -50,6 +50,14 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str]) -> func.Ht
     )  # fmt: skip
 
 
+def _predictions(scored: Scored) -> list[dict[str, Any]]:
+    """One {id, probability, decision} per scored row: the answer's and the request log's outputs."""
+    return [
+        {"id": i, "probability": float(p), "decision": int(d)}
+        for i, p, d in zip(scored.ids, scored.probabilities, scored.decisions, strict=True)
+    ]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -127,10 +135,7 @@ class RealtimeService:
             ) from None
 
     def _answer(self, request_id: str, chosen: Route, checker: RowChecker, scored: Scored) -> dict[str, Any]:
-        predictions = [
-            {"id": i, "probability": float(p), "decision": int(d)}
-            for i, p, d in zip(scored.ids, scored.probabilities, scored.decisions, strict=True)
-        ]
+        predictions = _predictions(scored)
         body: dict[str, Any] = {
             "request_id": request_id,
             "model": {"name": checker.model.name, "version": chosen.version},
@@ -193,10 +198,7 @@ class RealtimeService:
         except RequestRejected as rejected:  # the other version's schema may refuse what this one took
             scored, status, code = None, rejected.status, rejected.code
         latency = (time.perf_counter() - started) * 1000
-        outputs = [] if scored is None else [
-            {"id": i, "probability": float(p), "decision": int(d)}
-            for i, p, d in zip(scored.ids, scored.probabilities, scored.decisions, strict=True)
-        ]  # fmt: skip
+        outputs = [] if scored is None else _predictions(scored)
         line = self._line(request_id, chosen, status, code, latency, None, outputs, shadow_of=request_id)
         line["version"] = checker.model.version
         return line
