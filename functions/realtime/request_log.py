@@ -143,29 +143,33 @@ class RequestLog:
             return written
 
 
-def read_lines(container: ContainerClient, prefix: str) -> list[dict[str, Any]]:
-    """Every line under `prefix` (one hour of one deployment, or wider), in blob-name order."""
+def read_lines(
+    container: ContainerClient, prefix: str, keep: Callable[[str], bool] = lambda _name: True
+) -> list[dict[str, Any]]:
+    """Every line of the batches under `prefix` whose blob name `keep` accepts, in blob-name order."""
     lines: list[dict[str, Any]] = []
     for blob in sorted(container.list_blobs(name_starts_with=prefix), key=lambda b: b.name):
+        if not keep(blob.name):
+            continue
         body = container.download_blob(blob.name).readall().decode()
         lines.extend(json.loads(line) for line in body.splitlines() if line.strip())
     return lines
+
+
+def _hour_of(blob_name: str) -> dt.datetime | None:
+    """The UTC hour folder of a batch (`{model}/requests/{deployment}/YYYY/MM/DD/HH/...`), if it is one."""
+    try:
+        return dt.datetime(*map(int, blob_name.split("/")[3:7]), tzinfo=dt.UTC)
+    except (TypeError, ValueError):
+        return None
 
 
 def read_since(container: ContainerClient, model_name: str, since: dt.datetime) -> list[dict[str, Any]]:
     """Every line of every deployment written in an hour folder at or after `since`'s hour."""
     first = since.replace(minute=0, second=0, microsecond=0)
-    lines: list[dict[str, Any]] = []
-    for blob in sorted(
-        container.list_blobs(name_starts_with=f"{model_name}/{REQUESTS_DIR}/"), key=lambda b: b.name
-    ):
-        parts = blob.name.split("/")
-        try:
-            hour = dt.datetime(*map(int, parts[3:7]), tzinfo=dt.UTC)
-        except (TypeError, ValueError):
-            continue  # not a request-log batch
-        if hour < first:
-            continue
-        body = container.download_blob(blob.name).readall().decode()
-        lines.extend(json.loads(line) for line in body.splitlines() if line.strip())
-    return lines
+
+    def recent(name: str) -> bool:
+        hour = _hour_of(name)
+        return hour is not None and hour >= first
+
+    return read_lines(container, f"{model_name}/{REQUESTS_DIR}/", recent)
