@@ -15,6 +15,7 @@ and goes into the promotion log (`kind: "deployment"`) with who, why and the evi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,10 @@ class DeploymentState:
         return state.check()
 
 
+# A change: the stored state and document (the one the write's token guards) -> the state to write.
+Change = Callable[[DeploymentState, dict[str, Any] | None], DeploymentState]
+
+
 class Deployments:
     """Read and change `{model}/deployments.json` in a registry."""
 
@@ -150,7 +155,11 @@ class Deployments:
         check_colour(colour)
         resolved = self.registry.resolve(self.name, version)
         self.registry.load(self.name, resolved)  # IntegrityError for a damaged version: never deployed
-        return self._change("set", lambda s: replace(s, **{colour: resolved}), actor, reason, None, resolved)
+
+        def change(state: DeploymentState, _document: dict[str, Any] | None) -> DeploymentState:
+            return replace(state, **{colour: resolved})
+
+        return self._change("set", change, actor, reason, None, resolved)
 
     def traffic(self, *, green: int | None = None, blue: int | None = None, shadow: int | None = None,
                 actor: str | None = None, reason: str | None = None) -> DeploymentState:  # fmt: skip
@@ -160,7 +169,7 @@ class Deployments:
         if green is not None and blue is not None and green + blue != 100:
             raise DeploymentError(f"blue={blue} and green={green} must add up to 100")
 
-        def change(state: DeploymentState) -> DeploymentState:
+        def change(state: DeploymentState, _document: dict[str, Any] | None) -> DeploymentState:
             weight = state.green_weight
             if green is not None:
                 weight = check_percent(green, "green's traffic")
@@ -173,7 +182,7 @@ class Deployments:
     def swap(self, *, actor: str | None = None, reason: str | None = None) -> DeploymentState:
         """Green becomes blue once it takes all the traffic: no caller changes version."""
 
-        def change(state: DeploymentState) -> DeploymentState:
+        def change(state: DeploymentState, _document: dict[str, Any] | None) -> DeploymentState:
             if state.green is None or state.green_weight != 100:
                 raise DeploymentError(
                     f"swap once green takes all the traffic (now {state.summary()}): "
@@ -190,10 +199,10 @@ class Deployments:
         if not reason or not reason.strip():
             raise DeploymentError("a rollback needs a reason (it is recorded in the promotion log)")
 
-        def change(state: DeploymentState) -> DeploymentState:
+        def change(state: DeploymentState, document: dict[str, Any] | None) -> DeploymentState:
             if state.green_weight > 0:
                 return replace(state, green_weight=0, shadow=0)
-            last = (self.document() or {}).get("change") or {}
+            last = (document or {}).get("change") or {}
             if last.get("action") == "swap" and state.green is not None:
                 return replace(state, blue=state.green, green=state.blue, green_weight=0, shadow=0)
             raise DeploymentError(f"nothing to roll back: green takes no traffic ({state.summary()})")
@@ -201,11 +210,11 @@ class Deployments:
         action = "auto_rollback" if automatic else "rollback"
         return self._change(action, change, actor, reason, evidence)
 
-    def _change(self, action: str, change: Any, actor: str | None, reason: str | None,
+    def _change(self, action: str, change: Change, actor: str | None, reason: str | None,
                 evidence: dict[str, Any] | None, version: str | None = None) -> DeploymentState:  # fmt: skip
         raw, token = self.registry.store.read_with_token(self.path)
         before, current = self.parse(raw)
-        after = replace(change(before), explicit=True).check()
+        after = replace(change(before, current), explicit=True).check()  # the document the token guards
         if before.explicit and after == before:
             return before  # nothing changes: nothing written, nothing logged
         actor = actor_of(actor)
