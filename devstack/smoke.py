@@ -23,13 +23,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 from azure.storage.blob import BlobServiceClient
 
 from devstack import azurite, http_host, local_settings, runner
+from devstack.bank_rows import BANK_CSV
+from functions.blob_io import read_text
 from lake import clients
 from lake.contract import (
     DATA_LAKE,
@@ -42,8 +43,6 @@ from lake.contract import (
 from lake.paths import OutputPaths, RejectedPaths, export_manifest_path
 from model.registry import BlobStore, NotFoundError, Registry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BANK_CSV = REPO_ROOT / "data" / "bank_marketing" / "bank_marketing.csv"
 STEPS = ("export", "scoring", "http")
 SAMPLE_ROWS = 5  # a few rows: the smoke test proves the path, not throughput
 HTTP_ROWS = 2
@@ -137,8 +136,8 @@ def _poll(check: Callable[[], T | None], timeout: float, every: float, tick: Cal
 
 
 def _read_json(service: BlobServiceClient, container: str, path: str) -> dict[str, Any] | None:
-    client = service.get_blob_client(container, path)
-    return json.loads(client.download_blob().readall()) if client.exists() else None
+    text = read_text(service.get_container_client(container), path)  # one request; None if absent
+    return None if text is None else json.loads(text)
 
 
 def _finished(manifest: dict[str, Any] | None) -> dt.datetime | None:
