@@ -17,14 +17,17 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.queue import QueueClient, QueueMessage, TextBase64EncodePolicy
+from azure.storage.queue import QueueClient, QueueMessage
 
 from functions.settings import Settings
 from lake import clients
 from lake.contract import BLOB_TRIGGER_POISON_QUEUE, SCORING_INPUT_CONTAINER, poison_queue
+
+if TYPE_CHECKING:
+    from functions.scoring.context import ScoringContext
 
 PEEK_LIMIT = 32  # what the queue service returns per peek
 
@@ -102,6 +105,7 @@ def peek(settings: Settings, queue: str | None = None) -> list[Parked]:
 def redrive(settings: Settings, queue: str | None = None, limit: int = 100) -> list[str]:
     """Re-drive up to `limit` parked messages; one line per message saying what happened."""
     lines = []
+    context = _Context(settings)
     for name in (queue,) if queue else poison_queues(settings):
         client = _queue(settings, name)
         try:
@@ -110,32 +114,44 @@ def redrive(settings: Settings, queue: str | None = None, limit: int = 100) -> l
             continue
         for message in messages[: max(0, limit - len(lines))]:
             parked = _parked(name, message)
-            done, line = _redrive_one(settings, parked)
+            done, line = _redrive_one(context, parked)
             if done:
                 client.delete_message(message)
             lines.append(("re-driven: " if done else "kept: ") + line)
     return lines
 
 
-def _redrive_one(settings: Settings, parked: Parked) -> tuple[bool, str]:
+class _Context:
+    """The scoring context, made once per re-drive and only when a message needs it: its shard queue
+    is the one place that knows how shard messages are encoded (Base64, as the host expects)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._scoring: ScoringContext | None = None
+
+    @property
+    def scoring(self) -> ScoringContext:
+        if self._scoring is None:
+            from functions.scoring.context import ScoringContext
+
+            self._scoring = ScoringContext(self.settings)
+        return self._scoring
+
+
+def _redrive_one(context: _Context, parked: Parked) -> tuple[bool, str]:
     body = parked.body or {}
     if parked.queue == BLOB_TRIGGER_POISON_QUEUE:
         if body.get("ContainerName") != SCORING_INPUT_CONTAINER or not body.get("BlobName"):
             return False, f"{parked.describe()}: not a scoring input; left for a person"
-        from functions.scoring.context import ScoringContext
         from functions.scoring.job import score_input
         from functions.scoring.outcome import Status
 
-        context = ScoringContext(settings)
-        outcome = score_input(context, context.input_client(str(body["BlobName"])))
+        scoring = context.scoring
+        outcome = score_input(scoring, scoring.input_client(str(body["BlobName"])))
         judged = outcome.ok or outcome.status is Status.REJECTED  # rejected/ holds it with error.json
         return judged, f"{parked.describe()} -> {outcome.status}: {outcome.detail}"
-    shards = clients.queue_service(settings.data_lake).get_queue_client(
-        settings.scoring.queue, message_encode_policy=TextBase64EncodePolicy()
-    )
-    text = json.dumps(body) if parked.body is not None else parked.raw
-    shards.send_message(text)
-    return True, f"{parked.describe()} -> back on {settings.scoring.queue}"
+    context.scoring.queue.send_message(json.dumps(body) if parked.body is not None else parked.raw)
+    return True, f"{parked.describe()} -> back on {context.settings.scoring.queue}"
 
 
 def clear(settings: Settings, queue: str) -> int:
