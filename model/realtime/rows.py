@@ -59,18 +59,6 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def _native(table: Table, schema: InputSchema, positions: dict[str, int]) -> bool:
-    """Every cell the checks read is a JSON number, a string or null where its column wants it."""
-    for column in schema.raw_columns:
-        at = positions[column]
-        wants_text = column in schema.categories
-        for row in table.rows:
-            cell = row[at]
-            if cell is not None and not (isinstance(cell, str) if wants_text else _is_number(cell)):
-                return False
-    return True
-
-
 def _numeric_problem(column: str, value: Any, schema: InputSchema) -> str | None:
     """The first of `_numeric_problems`' findings for one JSON number (None: the value is good)."""
     if value is None:
@@ -112,27 +100,28 @@ class RowChecker:
                 f"missing required column(s) {missing}; the request has {list(table.columns)}",
                 [Problem(None, c, f"{c}: missing column") for c in missing],
             )
-        if problems := self._type_problems(table, positions):
+        problems, native = self._inspect(table, positions)
+        if problems:
             raise RequestRejected(INVALID_ROWS, _invalid_message(problems, len(table.rows)), problems)
-        if _native(table, self.schema, positions):
-            scored = self._rows(table, positions)
-        else:
-            scored = self._frame(table)
+        scored = self._rows(table, positions) if native else self._frame(table)
         scored.features = {c: [row[positions[c]] for row in table.rows] for c in self.schema.raw_columns}
         scored.ids_sent = self.schema.id_column in positions
         return scored
 
-    def _type_problems(self, table: Table, positions: dict[str, int]) -> list[Problem]:
-        """JSON values no CSV field can be: a boolean anywhere, a number where the model wants text.
+    def _inspect(self, table: Table, positions: dict[str, int]) -> tuple[list[Problem], bool]:
+        """One pass over the cells: the JSON values no CSV field can be, and whether every cell is a
+        JSON native the per-value checks take (a number, a string or null where its column wants it).
 
-        A CSV file holds text only, so batch scoring never meets these; accepting `true` as 1 or a
-        number as a category would score what the caller did not mean."""
-        wanted = [(c, c in self.schema.categories) for c in self.schema.raw_columns]
+        A CSV file holds text only, so batch scoring never meets a boolean, or a number where the
+        model wants text; accepting `true` as 1 or a number as a category would score what the
+        caller did not mean. Numbers sent as text are fine, but go through `validate` itself."""
+        wanted = [(c, c in self.schema.categories, True) for c in self.schema.raw_columns]
         if self.schema.id_column in positions:
-            wanted.append((self.schema.id_column, False))
+            wanted.append((self.schema.id_column, False, False))  # the id: any scalar but a boolean
         problems = []
+        native = True
         for number, row in enumerate(table.rows, start=1):
-            for column, wants_text in wanted:
+            for column, wants_text, checked in wanted:
                 cell = row[positions[column]]
                 if isinstance(cell, bool):
                     shown = "true" if cell else "false"
@@ -143,7 +132,13 @@ class RowChecker:
                     problems.append(
                         Problem(number, column, f"{column}: {cell!r} is a number; its values are text")
                     )
-        return problems
+                elif (
+                    checked
+                    and cell is not None
+                    and not (isinstance(cell, str) if wants_text else _is_number(cell))
+                ):
+                    native = False
+        return problems, native
 
     def _with_ids(self, table: Table) -> Table:
         if table.ids is None:
