@@ -19,7 +19,7 @@ from typing import Any
 
 from azure.storage.blob import BlobServiceClient
 
-from functions.blob_io import ensure_container, write_json
+from functions.blob_io import ensure_container, read_text, write_json
 from functions.realtime.request_log import read_lines
 from functions.settings import Settings
 from functions.telemetry.emit import emit
@@ -61,10 +61,8 @@ def window_records(
 
 
 def _state_file(service: BlobServiceClient, model: str) -> dict[str, Any]:
-    blob = service.get_blob_client(MONITORING_CONTAINER, rollback_state_path(model))
-    if not blob.exists():
-        return {"streak": 0, "checks": []}
-    return json.loads(blob.download_blob().readall())
+    text = read_text(service.get_container_client(MONITORING_CONTAINER), rollback_state_path(model))
+    return {"streak": 0, "checks": []} if text is None else json.loads(text)
 
 
 def run_rollback_check(
