@@ -36,7 +36,7 @@ from model.monitoring.estimate import EstimateConfig
 from model.monitoring.join import join_outcomes
 from model.monitoring.quality import QualityConfig, quality_records
 from model.schema import FEATURE_SETS, ID_COLUMN
-from model.train import _features
+from model.train import model_features
 
 log = logging.getLogger("bench.monitoring_replay")
 TRAIN_SHARE = 0.70
@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     cut = int(len(rows) * TRAIN_SHARE)
     train, later = rows.iloc[:cut], rows.iloc[cut:]
     pipeline = logistic_regression(FEATURE_SETS[args.feature_set], seed=42)
-    pipeline.fit(_features(train), train["subscribed"].to_numpy())
-    fitted = pipeline.predict_proba(_features(train))[:, 1].astype(np.float32).astype(np.float64)
+    pipeline.fit(model_features(train), train["subscribed"].to_numpy())
+    fitted = pipeline.predict_proba(model_features(train))[:, 1].astype(np.float32).astype(np.float64)
     threshold = best_f1_threshold(train["subscribed"].to_numpy(), fitted)
-    probability = pipeline.predict_proba(_features(later))[:, 1].astype(np.float32)
+    probability = pipeline.predict_proba(model_features(later))[:, 1].astype(np.float32)
     predictions = pd.DataFrame(
         {
             ID_COLUMN: later[ID_COLUMN].to_numpy(),

@@ -69,7 +69,7 @@ class TrainOutcome:
     pipeline: Pipeline  # the registered model: the selected configuration refit on every labelled row
 
 
-def _features(frame: pd.DataFrame) -> pd.DataFrame:
+def model_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Engineered features with numerics as float32: exactly what ONNX Runtime will be fed."""
     features = prepare_features(frame)
     features[list(NUMERIC)] = features[list(NUMERIC)].astype(np.float32)
@@ -163,14 +163,15 @@ def _calibrate(chosen: ConfigResult, y: np.ndarray) -> tuple[Platt | None, np.nd
     return final, previous_platt.apply(last.scores), record
 
 
-def train(config: TrainConfig) -> TrainOutcome:
-    """Evaluate every configuration out of time, select (one-SE rule), refit on every row, package."""
-    started = time.perf_counter()
-    dataset = load_labelled(config.data, config.outcomes, config.sample)
-    frame = dataset.frame
-    y = frame[TARGET].to_numpy()
-    features = _features(frame.drop(columns=[TARGET]))
-    rows = len(frame)
+def evaluate_grid(
+    features: pd.DataFrame, y: np.ndarray, config: TrainConfig
+) -> tuple[list[Fold], list[ConfigResult]]:
+    """Every configuration of `config`'s grid on rolling-origin folds over these rows (time order).
+
+    The selection's evidence, shared by `train` and the procedure's backtest (bench/selection_backtest.py),
+    which runs it on the rows before a cut to see how the selected model does after it.
+    """
+    rows = len(y)
     try:
         folds = rolling_origin(rows, config.folds, config.validation_fraction)
     except ValueError as error:
@@ -193,6 +194,18 @@ def train(config: TrainConfig) -> TrainOutcome:
             result.fit_seconds,
         )
         results.append(result)
+    return folds, results
+
+
+def train(config: TrainConfig) -> TrainOutcome:
+    """Evaluate every configuration out of time, select (one-SE rule), refit on every row, package."""
+    started = time.perf_counter()
+    dataset = load_labelled(config.data, config.outcomes, config.sample)
+    frame = dataset.frame
+    y = frame[TARGET].to_numpy()
+    features = model_features(frame.drop(columns=[TARGET]))
+    rows = len(frame)
+    folds, results = evaluate_grid(features, y, config)
     chosen = selection.select(results)
     best = max(results, key=lambda r: r.mean(selection.SELECTION_METRIC))
     feature_set = FEATURE_SETS[chosen.config.feature_set]

@@ -160,11 +160,11 @@ def test_recency_schemes_are_anchored_at_the_newest_row():
 def test_platt_scaling_folds_exactly_into_a_logistic_regression(bank):
     from model.calibration import Platt, fold_into
     from model.features import CANDIDATES
-    from model.train import _features
+    from model.train import model_features
 
     frame = bank.head(3000)
     y = (frame["y"] == "yes").to_numpy()
-    x = _features(frame.drop(columns=["y"]))[list(FEATURE_SETS["stable"].columns)]
+    x = model_features(frame.drop(columns=["y"]))[list(FEATURE_SETS["stable"].columns)]
     pipeline = CANDIDATES["logreg"].build(FEATURE_SETS["stable"], 0).fit(x, y)
     platt = Platt(1.4, 0.8)
     calibrated = fold_into(pipeline, platt)
@@ -180,11 +180,11 @@ def test_platt_scaling_folds_exactly_into_a_logistic_regression(bank):
 @pytest.mark.parametrize("candidate", ["logreg", "hgb", "rf"])
 def test_every_candidate_family_converts_with_parity(candidate, bank):
     from model.features import CANDIDATES
-    from model.train import _features
+    from model.train import model_features
 
     frame = bank.head(4000)
     y = (frame["y"] == "yes").to_numpy()
-    features = _features(frame.drop(columns=["y"]))
+    features = model_features(frame.drop(columns=["y"]))
     feature_set = FEATURE_SETS["all"]
     pipeline = CANDIDATES[candidate].build(feature_set, 0).fit(features[list(feature_set.columns)], y)
     schema = InputSchema.learn(features, feature_set)
