@@ -32,8 +32,13 @@ builds no folder, and needs no byte-identity check (model_bench showed the two a
 pipeline reaches (c)'s process through joblib in the temporary folder: benchmark plumbing only,
 never the serving path. The report also compares (a)'s and (c)'s probabilities on the first rows.
 
-Targets (the batch-scoring issue), printed as MET/MISSED, never raised: (a) rows/s >= 60 % of
-(b); (a) >= 3x (c); peak RSS of (a) < 400 MB at 5,000,000 rows. The exit status is non-zero only
+  (p) before   optional (`--methods pabc --baseline REF`): (a)'s child run from a git worktree of
+               REF, so the scoring code of an earlier commit meets the same input, model and
+               machine in the same run, interleaved with (a).
+
+Targets (the batch-scoring throughput issue), printed as MET/MISSED, never raised: (a) rows/s >=
+80 % of (b) for rf and >= 50 % for hgb and logreg; (a) >= 3x (c); peak RSS of (a) < 400 MB at
+5,000,000 rows. The exit status is non-zero only
 when something fails to run.
 """
 
@@ -45,6 +50,7 @@ import io
 import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,8 +79,9 @@ TILE_WRITE_ROWS = 360_000  # rows per write while generating the CSV (10 tiles)
 PARITY_BYTES = 4 * 1024 * 1024  # prefix of both outputs compared for the (a) vs (c) check
 EOL = "\r\n"
 
-# Project targets, stated in the batch-scoring issue.
-TARGET_SHARE_OF_ONNX = 0.60
+# Project targets, stated in the batch-scoring throughput issue: (a)'s rows/s as a share of (b)'s,
+# per family (the forest's own compute leaves less to hide than the lighter models').
+TARGET_SHARE_OF_ONNX = {"rf": 0.80, "hgb": 0.50, "logreg": 0.50}
 TARGET_SPEEDUP_VS_NAIVE = 3.0
 TARGET_PEAK_RSS_MB = 400.0
 TARGET_PEAK_ROWS = 5_000_000  # the memory target is stated at this row count
@@ -91,6 +98,7 @@ class Method:
 METHODS: dict[str, Method] = {
     m.key: m
     for m in (
+        Method("p", "(a) before: score_input at --baseline"),
         Method("a", "(a) ours: score_input"),
         Method("b", "(b) ONNX in memory"),
         Method("c", "(c) naive: pandas + sklearn"),
@@ -167,9 +175,13 @@ def _run_ours(args: argparse.Namespace, connection: str) -> ChildResult:
     client = ctx.input_client(args.blob)
     rss_before = _proc_status_mb("VmRSS")
 
+    profiler = _profiler(args)
     started = time.perf_counter()
     outcome = score_input(ctx, client)
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
 
     if outcome.status != Status.SCORED or outcome.manifest is None:
         raise RuntimeError(f"score_input returned {outcome.status}: {outcome.detail}")
@@ -192,6 +204,17 @@ def _run_ours(args: argparse.Namespace, connection: str) -> ChildResult:
             "chunk_rows": ctx.options.chunk_rows,
         },
     )
+
+
+def _profiler(args: argparse.Namespace) -> Any:
+    """cProfile of (a)'s call when --profile names a file (the main thread's calls only)."""
+    if not args.profile:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
 
 
 def _scoring_dtypes(schema: Any) -> dict[str, str]:
@@ -490,10 +513,14 @@ def _run_child(
         paths["output_blob"],
         "--child-result",
         str(result_path),
+        *(["--profile", args.profile] if args.profile and key == "a" else []),
     ]
-    usage = run_child(command, REPO_ROOT, env, f"method ({key})")
+    if key == "p":  # the same child, run from the baseline's worktree: its code, this input
+        command[command.index("--child") + 1] = "a"
+    usage = run_child(command, Path(paths["code"]), env, f"method ({key})")
     result = ChildResult(**json.loads(result_path.read_text()))
     result.extra["wait4_maxrss_mb"] = round(_ru_maxrss_mb(usage), 1)
+    result.extra["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)  # the whole child, setup included
     return result
 
 
@@ -595,26 +622,27 @@ class Report:
         lines = [
             'Where (a)\'s time goes (`manifest["durations_s"]` of the fastest run; seconds):',
             "",
-            "| rows | model | "
+            "| rows | model | run | "
             + " | ".join(PHASES)
             + " | other | total (manifest) | wall | model load (untimed) |",
-            "|---:|---|" + "---:|" * (len(PHASES) + 4),
+            "|---:|---|---|" + "---:|" * (len(PHASES) + 4),
         ]
-        for rows in self.args.rows:
-            for family in self.subjects:
-                cell = self.cell(rows, family, "a")
-                if cell is None:
-                    continue
-                best = cell.best
-                durations = best.extra["durations_s"]
-                phases = [float(durations.get(p, 0.0)) for p in PHASES]
-                total = float(durations["total"])
-                lines.append(
-                    f"| {rows:,} | {family} | "
-                    + " | ".join(f"{p:.2f}" for p in phases)
-                    + f" | {total - sum(phases):.2f} | {total:.2f} | {best.seconds:.2f} "
-                    f"| {best.extra['model_load_s']:.2f} |"
-                )
+        for rows, family, key in (
+            (r, f, k) for r in self.args.rows for f in self.subjects for k in ("p", "a")
+        ):
+            cell = self.cell(rows, family, key)
+            if cell is None:
+                continue
+            best = cell.best
+            durations = best.extra["durations_s"]
+            phases = [float(durations.get(p, 0.0)) for p in PHASES]
+            total = float(durations["total"])
+            lines.append(
+                f"| {rows:,} | {family} | {'before' if key == 'p' else 'ours'} | "
+                + " | ".join(f"{p:.2f}" for p in phases)
+                + f" | {total - sum(phases):.2f} | {total:.2f} | {best.seconds:.2f} "
+                f"| {best.extra['model_load_s']:.2f} |"
+            )
         lines += [
             "",
             "read_parse: waiting for the next parsed chunk (pandas' C parser reading the prefetched, "
@@ -667,9 +695,10 @@ class Report:
                 c = self.cell(rows, family, "c")
                 where = f"{rows:,} rows, {family}"
                 share = None if b is None else a.rows_per_s() / b.rows_per_s()
+                target = TARGET_SHARE_OF_ONNX.get(family, max(TARGET_SHARE_OF_ONNX.values()))
                 out.append(
-                    f"- {where}: {_verdict(None if share is None else share >= TARGET_SHARE_OF_ONNX)}: "
-                    f">= {TARGET_SHARE_OF_ONNX:.0%} of (b)'s rows/s: {_fmt(share, '.0%')}"
+                    f"- {where}: {_verdict(None if share is None else share >= target)}: "
+                    f">= {target:.0%} of (b)'s rows/s: {_fmt(share, '.0%')}"
                 )
                 speed = None if c is None else c.best.seconds / a.best.seconds
                 out.append(
@@ -700,6 +729,7 @@ class Bench:
     registry: Any  # model.registry.Registry in that Azurite
     env: dict[str, str]  # the children's environment
     report: Report
+    baseline: Path | None = None  # a worktree of --baseline, where (p) runs
 
     def run_row_count(self, rows: int) -> None:
         """Write and upload the input once, then every round x family x method, then the parity check."""
@@ -723,10 +753,11 @@ class Bench:
                     paths = {
                         "workdir": str(self.workdir),
                         "csv": str(csv_path),
-                        "blob": f"{run_name}.csv" if key == "a" else base,
+                        "blob": f"{run_name}-{key}.csv" if key in "ap" else base,
                         "output_blob": f"{run_name}.csv",
+                        "code": str(self.baseline if key == "p" else REPO_ROOT),
                     }
-                    if key == "a":
+                    if key in "ap":
                         _fresh_input(self.service, base, paths["blob"], csv_path)
                     log.info(
                         "%s rows, %s, round %d/%d: %s",
@@ -776,7 +807,9 @@ def parent_main(args: argparse.Namespace) -> int:
     if unknown or not args.families:
         raise SystemExit(f"--families takes names among {sorted(CANDIDATES)}; got {list(args.families)}")
     if not args.methods or set(args.methods) - set(METHODS):
-        raise SystemExit("--methods takes letters among a, b, c, e.g. --methods ab")
+        raise SystemExit("--methods takes letters among p, a, b, c, e.g. --methods ab")
+    if ("p" in args.methods) != bool(args.baseline):
+        raise SystemExit("method p (before) and --baseline REF go together")
     args.methods = "".join(k for k in METHODS if k in args.methods)
     args.rows = sorted(set(args.rows))
     started = time.perf_counter()
@@ -800,15 +833,42 @@ def parent_main(args: argparse.Namespace) -> int:
             report = Report(args, machine, command, subjects, {}, {}, {})
             env = dict(os.environ, BENCH_BLOB=azurite.connection_string)
             bench = Bench(args, workdir, service, registry, env, report)
+            if args.baseline:
+                bench.baseline = _worktree(args.baseline, workdir / "baseline")
             for rows in args.rows:
                 bench.run_row_count(rows)
         finally:
             azurite.stop()
+            if args.baseline:
+                _remove_worktree(workdir / "baseline")
 
     machine.append(("load average (1/5/15 min) before / after the runs", f"{load_before} / {load_average()}"))
     report.seconds = time.perf_counter() - started
     emit(report.markdown(), args.markdown, log)
     return 0
+
+
+def _git(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """git in this repository (from PATH, no shell), output captured."""
+    command = ["git", "-C", str(REPO_ROOT), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - git with fixed subcommands and a ref the operator gave
+
+
+def _worktree(ref: str, path: Path) -> Path:
+    """A detached git worktree of `ref`, where method (p) runs the scoring code as it was there."""
+    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    if commit.returncode != 0:
+        raise SystemExit(f"--baseline {ref}: not a commit of this repository ({commit.stderr.strip()})")
+    added = _git("worktree", "add", "--detach", str(path), commit.stdout.strip())
+    if added.returncode != 0:
+        raise RuntimeError(f"git worktree add failed: {added.stderr.strip()}")
+    log.info("baseline %s (%s) checked out in %s for method (p)", ref, commit.stdout.strip()[:12], path)
+    return path
+
+
+def _remove_worktree(path: Path) -> None:
+    if path.exists():
+        _git("worktree", "remove", "--force", str(path))
 
 
 def _int_list(raw: str) -> list[int]:
@@ -842,7 +902,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=positive_int, default=1, help="runs per method; the best time counts (default 1)"
     )
-    parser.add_argument("--methods", default="abc", help="subset of methods to run, e.g. 'ab' (default abc)")
+    parser.add_argument(
+        "--methods",
+        default="abc",
+        help="subset of methods to run, e.g. 'ab' (default abc; p needs --baseline)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="a git commit whose score_input runs as method (p), side by side with (a) (e.g. HEAD~3)",
+    )
     parser.add_argument(
         "--threads",
         type=positive_int,
@@ -857,6 +926,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the bank CSV (default: the repo's)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report to PATH")
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="cProfile (a)'s timed call into PATH (pstats, the last run; its time includes the profiler's)",
+    )
     parser.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
     for hidden in ("--family", "--version", "--model-dir", "--pipeline", "--csv", "--blob", "--output-blob"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
