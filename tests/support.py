@@ -142,6 +142,14 @@ def run_module(
     )
 
 
+def bench_report(module: str, *args: str, folder: Path, timeout: float = 300) -> str:
+    """Run a benchmark script with `--markdown` into `folder`; the report's text (fails on a crash)."""
+    report = folder / "report.md"
+    done = run_module(module, *args, "--markdown", str(report), timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return report.read_text()
+
+
 @contextlib.contextmanager
 def loopback_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 in a thread, answering with `handler`; yields its base URL."""

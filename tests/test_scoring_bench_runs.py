@@ -7,25 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_module
+from tests.support import bench_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_batch_scoring_bench_runs_every_method(tmp_path: Path) -> None:
-    report = tmp_path / "report.md"
-    done = run_module(
-        "bench.scoring_bench",
-        "--rows",
-        "3000",
-        "--families",
-        "logreg",
-        "--markdown",
-        str(report),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    text = report.read_text()
+    text = bench_report("bench.scoring_bench", "--rows", "3000", "--families", "logreg", folder=tmp_path)
     assert "| 3,000 | logreg |" in text
     (same,) = [
         line for line in text.splitlines() if line.startswith("- 3,000 rows, logreg:") and "over" in line

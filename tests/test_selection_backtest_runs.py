@@ -7,25 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_module
+from tests.support import bench_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_selection_backtest_judges_the_selected_configuration_after_the_cut(tmp_path: Path) -> None:
-    report = tmp_path / "backtest.md"
-    done = run_module(
-        "bench.selection_backtest",
-        "--candidates",
-        "logreg",
-        "--cuts",
-        "0.8",
-        "--markdown",
-        str(report),
-        timeout=300,
+    text = bench_report(
+        "bench.selection_backtest", "--candidates", "logreg", "--cuts", "0.8", folder=tmp_path
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    (row,) = [line for line in report.read_text().splitlines() if line.startswith("| 28,800 |")]
+    (row,) = [line for line in text.splitlines() if line.startswith("| 28,800 |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1].startswith("7,200 ")  # every row after the cut (36,000 shipped rows)
     assert cells[2].startswith("logreg/")
