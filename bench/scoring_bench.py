@@ -38,8 +38,7 @@ never the serving path. The report also compares (a)'s and (c)'s probabilities o
 
 Targets (the batch-scoring throughput issue), printed as MET/MISSED, never raised: (a) rows/s >=
 80 % of (b) for rf and >= 50 % for hgb and logreg; (a) >= 3x (c); peak RSS of (a) < 400 MB at
-5,000,000 rows. The exit status is non-zero only
-when something fails to run.
+5,000,000 rows. The exit status is non-zero only when something fails to run.
 """
 
 from __future__ import annotations
@@ -490,7 +489,7 @@ def _run_child(
         "-m",
         "bench.scoring_bench",
         "--child",
-        key,
+        "a" if key == "p" else key,  # (p) is (a)'s child, run from the baseline's worktree
         "--family",
         subject.family,
         "--version",
@@ -515,8 +514,6 @@ def _run_child(
         str(result_path),
         *(["--profile", args.profile] if args.profile and key == "a" else []),
     ]
-    if key == "p":  # the same child, run from the baseline's worktree: its code, this input
-        command[command.index("--child") + 1] = "a"
     usage = run_child(command, Path(paths["code"]), env, f"method ({key})")
     result = ChildResult(**json.loads(result_path.read_text()))
     result.extra["wait4_maxrss_mb"] = round(_ru_maxrss_mb(usage), 1)
@@ -931,7 +928,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="cProfile (a)'s timed call into PATH (pstats, the last run; its time includes the profiler's)",
     )
-    parser.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=sorted(set(METHODS) - {"p"}), help=argparse.SUPPRESS)
     for hidden in ("--family", "--version", "--model-dir", "--pipeline", "--csv", "--blob", "--output-blob"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     parser.add_argument("--child-result", help=argparse.SUPPRESS)
