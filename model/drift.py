@@ -24,6 +24,7 @@ import pandas as pd
 
 from model import drift_stats as stats
 from model.drift_config import DEFAULT_CONFIG, DriftConfig
+from model.drift_values import WholeNumberTable
 from model.reference import SCORE_BINS, Sketch, numeric_counts, score_counts, score_sketch, sketch_of
 
 _EPSILON = 1e-4  # share given to an empty bin, so a category seen on one side only counts but stays finite
@@ -59,6 +60,11 @@ def _unit(sketch: Sketch) -> float:
     return max(sketch.std, 0.001) / _UNITS_PER_STD  # as Evidently: a constant column does not divide by 0
 
 
+def _units(sketch: Sketch, values: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Each value's distance from its cell's lower end, in integer units of 1/1024 reference std."""
+    return np.minimum(np.rint(sketch.distances(values, cells) / _unit(sketch)), _MAX_UNITS).astype(np.int64)
+
+
 def _counted(sketch: Sketch, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows per cell, and per cell the summed distance of its rows from its lower end (in a tail: from
     the interior's end), in 1/1024 reference std: integers, summed exactly whatever the order. An
@@ -70,7 +76,7 @@ def _counted(sketch: Sketch, values: np.ndarray) -> tuple[np.ndarray, np.ndarray
         values, cells = values[spread], all_cells[spread]
     else:
         cells = all_cells
-    units = np.minimum(np.rint(sketch.distances(values, cells) / _unit(sketch)), _MAX_UNITS).astype(np.int64)
+    units = _units(sketch, values, cells)
     if len(units) == 0 or int(units.max()) * len(units) < 2**53:  # float sums of integers stay exact
         return counts, np.bincount(cells, weights=units, minlength=sketch.cells).astype(np.int64)
     order = np.argsort(cells, kind="stable")
@@ -94,6 +100,10 @@ class DriftCounts:
         }
         self.sketches = {name: sketch_of(spec, reference_rows) for name, spec in numeric.items()}
         self.fine = {name: np.zeros(s.cells, dtype=np.int64) for name, s in self.sketches.items()}
+        self.tables = {  # whole-number columns, counted by value first (model.drift_values)
+            name: WholeNumberTable.build(sketch, np.asarray(numeric[name]["bin_edges"]), _units)
+            for name, sketch in self.sketches.items()
+        }
         self.offsets = {name: np.zeros(s.cells, dtype=np.int64) for name, s in self.sketches.items()}
         self.categorical: dict[str, Counter[str]] = {
             name: Counter() for name, spec in features.items() if spec.get("kind") == "categorical"
@@ -119,8 +129,14 @@ class DriftCounts:
         for name, counts in self.numeric.items():
             if name in features:
                 values = features[name].to_numpy(dtype=np.float64)
-                counts += numeric_counts(np.asarray(specs[name]["bin_edges"]), values)
-                fine, offsets = _counted(self.sketches[name], values[~np.isnan(values)])
+                table = self.tables[name]
+                counted = None if table is None else table.count(values)
+                if counted is None:
+                    bins = numeric_counts(np.asarray(specs[name]["bin_edges"]), values)
+                    fine, offsets = _counted(self.sketches[name], values[~np.isnan(values)])
+                else:
+                    bins, fine, offsets = counted
+                counts += bins
                 self.fine[name] += fine
                 self.offsets[name] += offsets
         for name, counter in self.categorical.items():

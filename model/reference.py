@@ -78,7 +78,7 @@ class Sketch:
         return self.edges - half, self.edges + half
 
     @cached_property
-    def _whole_numbers(self) -> tuple[float, np.ndarray] | None:
+    def whole_numbers(self) -> tuple[float, np.ndarray] | None:
         """The cell of every whole number across the sketch, when few: most columns hold counts and ages."""
         first, last = math.floor(self.edges[0]) - 1, math.ceil(self.edges[-1]) + 1
         if last - first > _LOOKUP_SPAN:
@@ -86,7 +86,7 @@ class Sketch:
         return float(first), self._searched(np.arange(first, last + 1, dtype=np.float64)).astype(np.int32)
 
     def cell_of(self, values: np.ndarray) -> np.ndarray:
-        lookup = self._whole_numbers
+        lookup = self.whole_numbers
         if lookup is None:
             return self._searched(values)
         start, table = lookup
