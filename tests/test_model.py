@@ -21,7 +21,7 @@ from model.schema import (
     prepare_features,
     validate,
 )
-from model.serving import load_folder
+from model.serving import load_bytes, load_folder
 from model.train import TrainConfig, train
 from tests.support import REPO, run_module
 
@@ -380,3 +380,11 @@ def test_one_session_per_model_and_thread_count(trained):
     assert first.session is again.session
     assert single.session is not first.session
     assert single.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_sessions_do_not_spin_between_runs(trained):
+    """ONNX Runtime's default lets idle intra-op workers spin (its threading guide); ours sleep."""
+    model_bytes = (trained.folder / artifacts.MODEL_FILE).read_bytes()
+    for model in (load_folder(trained.folder, 2), load_bytes(trained.metadata, model_bytes, 2, shared=False)):
+        options = model.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
