@@ -109,6 +109,15 @@ def command_line(module: str) -> str:
     return shlex.join([shown, "-m", module, *sys.argv[1:]])
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process has used so far (/proc/PID/stat), or None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
 def run_child(command: Sequence[str], cwd: Path, env: dict[str, str], what: str) -> resource.struct_rusage:
     """Run a method's child process to the end; its resource usage (ru_maxrss is only an upper bound)."""
     process = subprocess.Popen(command, cwd=cwd, env=env)  # noqa: S603 - the benchmark's own child command, no shell; stderr inherited: the child's log lines

@@ -58,7 +58,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import command_line, emit, load_average, machine_facts, positive_int, run_child, run_logged
+from bench.common import (
+    command_line,
+    emit,
+    load_average,
+    machine_facts,
+    positive_int,
+    process_cpu_seconds,
+    run_child,
+    run_logged,
+)
 from bench.export_bench import _azurite_version, _proc_status_mb, _ru_maxrss_mb
 from bench.model_bench import DEFAULT_DATA
 from functions.scoring.outcome import Status
@@ -481,6 +490,7 @@ def _run_child(
     args: argparse.Namespace,
     env: dict[str, str],
     paths: dict[str, str],
+    storage_pid: int | None = None,
 ) -> ChildResult:
     result_path = Path(paths["workdir"]) / f"result-{key}.json"
     result_path.unlink(missing_ok=True)
@@ -514,11 +524,25 @@ def _run_child(
         str(result_path),
         *(["--profile", args.profile] if args.profile and key == "a" else []),
     ]
+    storage_before = None if storage_pid is None else process_cpu_seconds(storage_pid)
+    started = time.perf_counter()
     usage = run_child(command, Path(paths["code"]), env, f"method ({key})")
+    process_s = time.perf_counter() - started
+    storage_after = None if storage_pid is None else process_cpu_seconds(storage_pid)
     result = ChildResult(**json.loads(result_path.read_text()))
     result.extra["wait4_maxrss_mb"] = round(_ru_maxrss_mb(usage), 1)
     result.extra["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)  # the whole child, setup included
+    result.extra["process_s"] = round(process_s, 2)  # the child's life, setup included
+    if storage_before is not None and storage_after is not None:  # Azurite serving and storing it
+        result.extra["storage_cpu_s"] = round(storage_after - storage_before, 2)
     return result
+
+
+def _cpu_cells(extra: dict[str, Any]) -> str:
+    """`child, Azurite | cores busy` cells of a run (n/a where a figure was not measured)."""
+    child, storage, life = extra.get("cpu_s"), extra.get("storage_cpu_s"), extra.get("process_s")
+    busy = None if None in (child, storage, life) or not life else (child + storage) / life
+    return f"{_fmt(child, '.1f')}, {_fmt(storage, '.1f')} | {_fmt(busy, '.2f')}"
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -621,8 +645,9 @@ class Report:
             "",
             "| rows | model | run | "
             + " | ".join(PHASES)
-            + " | other | total (manifest) | wall | model load (untimed) |",
-            "|---:|---|---|" + "---:|" * (len(PHASES) + 4),
+            + " | other | total (manifest) | wall | model load (untimed)"
+            + " | CPU-s: child, Azurite | cores busy |",
+            "|---:|---|---|" + "---:|" * (len(PHASES) + 6),
         ]
         for rows, family, key in (
             (r, f, k) for r in self.args.rows for f in self.subjects for k in ("p", "a")
@@ -638,7 +663,7 @@ class Report:
                 f"| {rows:,} | {family} | {'before' if key == 'p' else 'ours'} | "
                 + " | ".join(f"{p:.2f}" for p in phases)
                 + f" | {total - sum(phases):.2f} | {total:.2f} | {best.seconds:.2f} "
-                f"| {best.extra['model_load_s']:.2f} |"
+                f"| {best.extra['model_load_s']:.2f} | {_cpu_cells(best.extra)} |"
             )
         lines += [
             "",
@@ -646,7 +671,9 @@ class Report:
             "checked download); validate_score: `LoadedModel.score` (validation + ONNX); encode_write: "
             "Arrow CSV encoding, the staged writer and the drift counts; publish: the last blocks; "
             "other: total minus the phases (properties, output state, header, drain, drift report); "
-            "total is taken when the manifest draft is made, before the commit; wall: the whole call.",
+            "total is taken when the manifest draft is made, before the commit; wall: the whole call; "
+            "CPU-s: the child process's user + system seconds (its setup included) and Azurite's during "
+            "the child's life; cores busy: both CPU-s over the child's life (2.0 on 2 cores is all of them).",
         ]
         return lines
 
@@ -727,6 +754,7 @@ class Bench:
     env: dict[str, str]  # the children's environment
     report: Report
     baseline: Path | None = None  # a worktree of --baseline, where (p) runs
+    storage_pid: int | None = None  # Azurite's process: its CPU seconds during each run are reported
 
     def run_row_count(self, rows: int) -> None:
         """Write and upload the input once, then every round x family x method, then the parity check."""
@@ -764,7 +792,7 @@ class Bench:
                         args.repeat,
                         METHODS[key].label,
                     )
-                    result = _run_child(key, subject, rows, args, self.env, paths)
+                    result = _run_child(key, subject, rows, args, self.env, paths, self.storage_pid)
                     _log_result(rows, result)
                     report.cells.setdefault((rows, family, key), Cell()).runs.append(result)
         for family in report.subjects:
@@ -830,6 +858,7 @@ def parent_main(args: argparse.Namespace) -> int:
             report = Report(args, machine, command, subjects, {}, {}, {})
             env = dict(os.environ, BENCH_BLOB=azurite.connection_string)
             bench = Bench(args, workdir, service, registry, env, report)
+            bench.storage_pid = azurite.process.pid if azurite.process is not None else None
             if args.baseline:
                 bench.baseline = _worktree(args.baseline, workdir / "baseline")
             for rows in args.rows:
