@@ -15,17 +15,28 @@ from model.csvinput.duplicates import HASH_ROW, IdIndex, _merge
 @given(
     chunks=st.lists(st.lists(st.sampled_from([f"id{i}" for i in range(40)]), max_size=30), max_size=12),
     max_run=st.sampled_from([4, duplicates.MAX_RUN]),  # 4: runs stop merging, lookups span many
+    # rows past 2^32 - 1 need 16-byte runs: starting just below, narrow and wide runs merge
+    start=st.sampled_from([1, 2**32 - 40]),
 )
 def test_record_names_the_first_scored_row_of_every_repeated_id(
-    chunks: list[list[str]], max_run: int
+    chunks: list[list[str]], max_run: int, start: int
 ) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(duplicates, "MAX_RUN", max_run)
-        _check_against_a_dictionary(chunks)
+        _check_against_a_dictionary(chunks, start)
 
 
-def _check_against_a_dictionary(chunks: list[list[str]]) -> None:
-    index, first_row, row = IdIndex(), {}, 1
+def test_runs_take_12_bytes_an_id_until_rows_pass_32_bits() -> None:
+    index = IdIndex()
+    index.record(np.array(["a", "b"], dtype=object), np.array([1, 2]))
+    assert [run.dtype.itemsize for run in index._runs] == [12]
+    index.record(np.array(["c"], dtype=object), np.array([2**32]))
+    assert index.to_array().dtype == HASH_ROW
+    assert sorted(index.to_array()["r"].tolist()) == [1, 2, 2**32]
+
+
+def _check_against_a_dictionary(chunks: list[list[str]], start: int = 1) -> None:
+    index, first_row, row = IdIndex(), {}, start
     for chunk in chunks:
         rows = np.arange(row, row + len(chunk))
         got = index.record(np.array(chunk, dtype=object), rows).tolist()

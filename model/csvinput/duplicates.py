@@ -1,11 +1,11 @@
 """Ids seen so far, for the duplicate-id policy: 64-bit hashes of the id text, in bounded memory.
 
 Only the rows that would be scored count: an id is a duplicate when an earlier *scored* row had
-the same text (verbatim: `17` and `017` differ). Each id costs 16 bytes (hash + row number of its
-first occurrence), kept as a few sorted runs merged as they grow, up to MAX_RUN entries
-(lookups are binary searches). Hashes are pandas' SipHash-based `hash_array` with its fixed key,
-so the same id hashes the same in every process, and a shard's runs can be merged with other
-shards' by the assembler.
+the same text (verbatim: `17` and `017` differ). Each id costs 12 bytes (hash + row number of its
+first occurrence; 16 past row 2^32 - 1), kept as a few sorted runs merged as they grow, up to
+MAX_RUN entries (lookups are binary searches). Hashes are pandas' SipHash-based `hash_array`
+with its fixed key, so the same id hashes the same in every process, and a shard's runs can be
+merged with other shards' by the assembler.
 
 Two different ids share a hash with probability about n^2 / 2^65 (3e-6 for 10 million ids): such
 a pair would be counted as a duplicate. Within one file that is the price of not keeping every id.
@@ -18,8 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-HASH_ROW = np.dtype([("h", "<u8"), ("r", "<i8")])
-# Runs stop merging at this many entries (16 MB): a merge holds both inputs and its output, so
+HASH_ROW = np.dtype([("h", "<u8"), ("r", "<i8")])  # a shard's ids file, and every run beyond row 2^32 - 1
+# In memory a run takes 12 bytes an id while its rows fit 32 bits (any file under 4 billion rows;
+# SCORING_MAX_BYTES would allow more only with blank lines): 20 MB less at 5,000,000 ids.
+HASH_ROW32 = np.dtype([("h", "<u8"), ("r", "<u4")])
+_ROW32_END = 1 << 32
+# Runs stop merging at this many entries (12 MB): a merge holds both inputs and its output, so
 # merging the biggest runs too would add their size again to the peak at the end of a big file
 # (+80 MB at 5,000,000 ids), while a lookup in a few more sorted runs costs little.
 MAX_RUN = 1 << 20
@@ -33,12 +37,20 @@ def id_hashes(ids: np.ndarray) -> np.ndarray:
     return pd.util.hash_array(np.asarray(ids, dtype=object), categorize=False)
 
 
-def _sorted_run(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    run = np.empty(len(hashes), dtype=HASH_ROW)
-    order = np.argsort(hashes, kind="stable")
-    run["h"] = hashes[order]
-    run["r"] = rows[order]
+def _run_dtype(rows: np.ndarray) -> np.dtype:
+    return HASH_ROW32 if len(rows) == 0 or int(rows.max()) < _ROW32_END else HASH_ROW
+
+
+def _new_run(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A run of hashes already sorted, with their rows: 12 bytes an entry when the rows allow."""
+    run = np.empty(len(hashes), dtype=_run_dtype(rows))
+    run["h"], run["r"] = hashes, rows
     return run
+
+
+def _sorted_run(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    order = np.argsort(hashes, kind="stable")
+    return _new_run(hashes[order], rows[order])
 
 
 def _merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -47,7 +59,8 @@ def _merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     A merge by position, not a sort of both: the old way (concatenate, argsort, gather) held
     three copies and an index at the last merge, about 280 MB of a 5,000,000-row file's peak.
     """
-    merged = np.empty(len(a) + len(b), dtype=HASH_ROW)
+    narrow = a.dtype == HASH_ROW32 and b.dtype == HASH_ROW32
+    merged = np.empty(len(a) + len(b), dtype=HASH_ROW32 if narrow else HASH_ROW)
     at = np.searchsorted(a["h"], b["h"], side="right") + np.arange(len(b))  # where b's entries go
     taken = np.zeros(len(merged), dtype=bool)
     taken[at] = True
@@ -100,9 +113,7 @@ class IdIndex:
             first = np.where((first < 0) & repeat, ordered_rows[group_start], first)
         new = first < 0
         if new.any():
-            run = np.empty(int(new.sum()), dtype=HASH_ROW)
-            run["h"], run["r"] = ordered[new], ordered_rows[new]
-            self._add_run(run)
+            self._add_run(_new_run(ordered[new], ordered_rows[new]))
         in_file_order = np.empty_like(first)
         in_file_order[order] = first
         return in_file_order
@@ -124,7 +135,7 @@ class IdIndex:
             self._runs[-1] = _merge(self._runs[-1], last)
 
     def to_array(self) -> np.ndarray:
-        """All first occurrences, sorted by hash."""
+        """All first occurrences, sorted by hash, as a shard's ids file holds them (HASH_ROW)."""
         merged = np.empty(0, dtype=HASH_ROW)
         for run in self._runs:
             merged = _merge(merged, run)

@@ -1,6 +1,6 @@
 """Score a stream of CSV rows chunk by chunk: parse, validate, check ids, predict, encode, write.
 
-Memory holds one chunk of rows (plus the writers' few blocks, and 16 bytes per distinct id for
+Memory holds one chunk of rows (plus the writers' few blocks, and 12 bytes per distinct id for
 the duplicate check), whatever the size of the input. The same loop serves a whole blob, one
 shard of a fanned-out blob, and a local file (`python -m model score`): sinks are anything with
 `write(bytes)`.
