@@ -69,8 +69,8 @@ def _merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return merged
 
 
-def _first_of_ties(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """An order by hash with the earliest row first among equal hashes.
+def _first_of_ties(hashes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An order by hash with the earliest row first among equal hashes, and the hashes in it.
 
     numpy's default sort is about 4x faster than its stable sort on random 64-bit keys (0.03 s
     against 0.13 s per million ids); ties (an id repeated within one call) are rare, and only
@@ -79,8 +79,9 @@ def _first_of_ties(hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
     order = np.argsort(hashes)
     ordered = hashes[order]
     if (ordered[1:] == ordered[:-1]).any():
-        return np.lexsort((rows, hashes))
-    return order
+        order = np.lexsort((rows, hashes))
+        ordered = hashes[order]
+    return order, ordered
 
 
 class IdIndex:
@@ -99,8 +100,8 @@ class IdIndex:
         """
         hashes = id_hashes(ids)
         rows = np.asarray(rows, dtype=np.int64)
-        order = _first_of_ties(hashes, rows)
-        ordered, ordered_rows = hashes[order], rows[order]
+        order, ordered = _first_of_ties(hashes, rows)
+        ordered_rows = rows[order]
         first = np.full(len(hashes), -1, dtype=np.int64)  # in hash order until the end
         for run in self._runs:  # sorted queries: binary searches that walk the run forwards
             at = np.minimum(np.searchsorted(run["h"], ordered), len(run) - 1)
