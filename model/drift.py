@@ -17,6 +17,7 @@ import math
 import zlib
 from collections import Counter
 from dataclasses import asdict
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -61,21 +62,22 @@ def _unit(sketch: Sketch) -> float:
 
 
 def _units(sketch: Sketch, values: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Each value's distance from its cell's lower end, in integer units of 1/1024 reference std."""
-    return np.minimum(np.rint(sketch.distances(values, cells) / _unit(sketch)), _MAX_UNITS).astype(np.int64)
+    """Each value's distance from its cell's lower end, in integer units of 1/1024 reference std.
+
+    0 in an atom's cell (the odd cells of a sketch with atoms): an atom has no room inside, so its
+    rows are counted only (most rows of a column of counts).
+    """
+    units = np.minimum(np.rint(sketch.distances(values, cells) / _unit(sketch)), _MAX_UNITS).astype(np.int64)
+    if sketch.atoms:
+        units[cells % 2 == 1] = 0
+    return units
 
 
 def _counted(sketch: Sketch, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows per cell, and per cell the summed distance of its rows from its lower end (in a tail: from
-    the interior's end), in 1/1024 reference std: integers, summed exactly whatever the order. An
-    atom has no room inside, so its rows are counted only (most rows of a column of counts)."""
-    all_cells = sketch.cell_of(values)
-    counts = np.bincount(all_cells, minlength=sketch.cells)
-    if sketch.atoms:
-        spread = all_cells % 2 == 0
-        values, cells = values[spread], all_cells[spread]
-    else:
-        cells = all_cells
+    the interior's end), in 1/1024 reference std: integers, summed exactly whatever the order."""
+    cells = sketch.cell_of(values)
+    counts = np.bincount(cells, minlength=sketch.cells)
     units = _units(sketch, values, cells)
     if len(units) == 0 or int(units.max()) * len(units) < 2**53:  # float sums of integers stay exact
         return counts, np.bincount(cells, weights=units, minlength=sketch.cells).astype(np.int64)
@@ -100,10 +102,7 @@ class DriftCounts:
         }
         self.sketches = {name: sketch_of(spec, reference_rows) for name, spec in numeric.items()}
         self.fine = {name: np.zeros(s.cells, dtype=np.int64) for name, s in self.sketches.items()}
-        self.tables = {  # whole-number columns, counted by value first (model.drift_values)
-            name: WholeNumberTable.build(sketch, np.asarray(numeric[name]["bin_edges"]), _units)
-            for name, sketch in self.sketches.items()
-        }
+        self.edges = {name: np.asarray(spec["bin_edges"], dtype=np.float64) for name, spec in numeric.items()}
         self.offsets = {name: np.zeros(s.cells, dtype=np.int64) for name, s in self.sketches.items()}
         self.categorical: dict[str, Counter[str]] = {
             name: Counter() for name, spec in features.items() if spec.get("kind") == "categorical"
@@ -113,6 +112,14 @@ class DriftCounts:
         self.score_sketch = score_sketch(spec, reference_rows) if spec.get("proportions") else None
         self.score_fine = np.zeros(self.score_sketch.cells if self.score_sketch else 0, dtype=np.int64)
         self.score_offsets = np.zeros_like(self.score_fine)
+
+    @cached_property
+    def tables(self) -> dict[str, WholeNumberTable | None]:
+        """Whole-number columns, counted by value first (model.drift_values); built at the first
+        `add`, since counts read from a shard's result or merged never need them."""
+        return {
+            name: WholeNumberTable.build(s, self.edges[name], _units) for name, s in self.sketches.items()
+        }
 
     def add(self, features: pd.DataFrame, scores: np.ndarray) -> None:
         """Count a batch of prepared feature rows (as fed to the model) and their probabilities."""
@@ -125,14 +132,13 @@ class DriftCounts:
             counts, offsets = _counted(self.score_sketch, np.asarray(scores, dtype=np.float64))
             self.score_fine += counts
             self.score_offsets += offsets
-        specs = self.reference.get("features", {})  # a version without reference.json counts scores only
-        for name, counts in self.numeric.items():
+        for name, counts in self.numeric.items():  # a version without reference.json counts scores only
             if name in features:
                 values = features[name].to_numpy(dtype=np.float64)
                 table = self.tables[name]
                 counted = None if table is None else table.count(values)
                 if counted is None:
-                    bins = numeric_counts(np.asarray(specs[name]["bin_edges"]), values)
+                    bins = numeric_counts(self.edges[name], values)
                     fine, offsets = _counted(self.sketches[name], values[~np.isnan(values)])
                 else:
                     bins, fine, offsets = counted

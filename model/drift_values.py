@@ -19,7 +19,9 @@ import numpy as np
 
 from model.reference import Sketch
 
-Units = Callable[[Sketch, np.ndarray, np.ndarray], np.ndarray]  # (sketch, values, their cells) -> int64
+Units = Callable[
+    [Sketch, np.ndarray, np.ndarray], np.ndarray
+]  # (sketch, values, their cells) -> int64 (0: an atom)
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,11 @@ class WholeNumberTable:
         start, cells = lookup
         values = start + np.arange(len(cells), dtype=np.float64)
         cells = cells.astype(np.intp)
-        spread = cells % 2 == 0 if sketch.atoms else np.ones(len(cells), dtype=bool)
-        per_value = np.zeros(len(cells), dtype=np.int64)
-        per_value[spread] = units(sketch, values[spread], cells[spread])
         return cls(
             start=start,
             bins=np.searchsorted(inner_edges, values, side="right"),
             cells=cells,
-            units=per_value,
+            units=units(sketch, values, cells),
             bin_count=len(inner_edges) + 1,
             cell_count=sketch.cells,
         )
