@@ -753,8 +753,8 @@ class Bench:
     registry: Any  # model.registry.Registry in that Azurite
     env: dict[str, str]  # the children's environment
     report: Report
-    baseline: Path | None = None  # a worktree of --baseline, where (p) runs
     storage_pid: int | None = None  # Azurite's process: its CPU seconds during each run are reported
+    baseline: Path | None = None  # a worktree of --baseline, where (p) runs
 
     def run_row_count(self, rows: int) -> None:
         """Write and upload the input once, then every round x family x method, then the parity check."""
@@ -857,8 +857,8 @@ def parent_main(args: argparse.Namespace) -> int:
             subjects = build_subjects(args.families, args.data, workdir, registry)
             report = Report(args, machine, command, subjects, {}, {}, {})
             env = dict(os.environ, BENCH_BLOB=azurite.connection_string)
-            bench = Bench(args, workdir, service, registry, env, report)
-            bench.storage_pid = azurite.process.pid if azurite.process is not None else None
+            storage_pid = azurite.process.pid if azurite.process is not None else None
+            bench = Bench(args, workdir, service, registry, env, report, storage_pid=storage_pid)
             if args.baseline:
                 bench.baseline = _worktree(args.baseline, workdir / "baseline")
             for rows in args.rows:
